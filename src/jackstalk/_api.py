@@ -1,0 +1,243 @@
+"""Binding the operations of ``_ops`` to the clients, sync or async, written once.
+
+A transport provides one ``_execute(command) -> event`` (and ``_execute_many`` for batches);
+the descriptors here turn each operation into a method calling it, with the operation's
+signature and docstring, so the three clients cannot drift apart and mypy sees exact types:
+``Client.put`` returns ``int``, ``AsyncClient.put`` an awaitable of ``int``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from . import _commands as c
+from . import _events as e
+from . import _ops as ops
+from ._client import AsyncJob, ClientBase, Job
+from ._ops import Batch, Call
+
+__all__ = ["AsyncCommands", "SyncCommands"]
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+# ---------------------------------------------------------------------------- binding
+
+
+def _describe(target: Any, op: Callable[..., Any]) -> None:
+    import inspect  # only when a method is first looked up, never on import
+
+    signature = inspect.signature(op)
+    params = list(signature.parameters.values())[1:]
+    target.__name__ = op.__name__
+    target.__qualname__ = op.__name__
+    target.__doc__ = op.__doc__
+    result = signature.return_annotation
+    if isinstance(result, str) and result.startswith(("Call[", "Batch[")):
+        result = result[result.index("[") + 1 : -1]  # what the method returns
+    target.__signature__ = signature.replace(parameters=params, return_annotation=result)
+
+
+class _Binder(Generic[P, T]):
+    def __init__(self, op: Callable[Concatenate[Any, P], Any]) -> None:
+        self.op = op
+        self.name = op.__name__
+        self.__doc__ = op.__doc__
+
+    def __set_name__(self, owner: type[Any], name: str) -> None:
+        self.name = name
+
+    def _bind(self, obj: Any) -> Callable[P, Any]:
+        raise NotImplementedError
+
+    def _cache(self, obj: Any, method: Any) -> Any:
+        _describe(method, self.op)
+        # A non-data descriptor: the instance attribute now shadows it, so later
+        # lookups cost a plain dict hit.
+        obj.__dict__[self.name] = method
+        return method
+
+
+class sync_method(_Binder[P, T]):
+    """Bind an operation as a blocking method returning ``T``."""
+
+    def __init__(self, op: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        super().__init__(op)
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> sync_method[P, T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, T]: ...
+    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        op = self.op
+        execute = obj._execute  # type: ignore[attr-defined]
+
+        def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            command, convert = op(obj, *args, **kwargs)
+            return convert(obj, execute(command))  # type: ignore[no-any-return]
+
+        return self._cache(obj, method)
+
+
+class async_method(_Binder[P, T]):
+    """Bind an operation as an async method returning an awaitable of ``T``."""
+
+    def __init__(self, op: Callable[Concatenate[Any, P], Call[T]]) -> None:
+        super().__init__(op)
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> async_method[P, T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
+    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        op = self.op
+        execute = obj._execute  # type: ignore[attr-defined]
+
+        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            command, convert = op(obj, *args, **kwargs)
+            return convert(obj, await execute(command))  # type: ignore[no-any-return]
+
+        return self._cache(obj, method)
+
+
+class sync_batch(_Binder[P, T]):
+    """Bind a batch operation as a blocking method."""
+
+    def __init__(self, op: Callable[Concatenate[Any, P], Batch[T]]) -> None:
+        super().__init__(op)
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> sync_batch[P, T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, T]: ...
+    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        op = self.op
+        execute = obj._execute_many  # type: ignore[attr-defined]
+
+        def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            commands, convert = op(obj, *args, **kwargs)
+            return convert(obj, execute(commands))  # type: ignore[no-any-return]
+
+        return self._cache(obj, method)
+
+
+class async_batch(_Binder[P, T]):
+    """Bind a batch operation as an async method."""
+
+    def __init__(self, op: Callable[Concatenate[Any, P], Batch[T]]) -> None:
+        super().__init__(op)
+
+    @overload
+    def __get__(self, obj: None, owner: type[Any]) -> async_batch[P, T]: ...
+    @overload
+    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
+    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
+        if obj is None:
+            return self
+        op = self.op
+        execute = obj._execute_many  # type: ignore[attr-defined]
+
+        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
+            commands, convert = op(obj, *args, **kwargs)
+            return convert(obj, await execute(commands))  # type: ignore[no-any-return]
+
+        return self._cache(obj, method)
+
+
+J = TypeVar("J")
+
+
+def _optional(
+    op: Callable[Concatenate[Any, P], Call[Any]], job: type[J]
+) -> Callable[Concatenate[Any, P], Call[J | None]]:
+    """Type an operation returning a job or None with the job class of one client kind."""
+    return op
+
+
+def _exact(
+    op: Callable[Concatenate[Any, P], Call[Any]], job: type[J]
+) -> Callable[Concatenate[Any, P], Call[J]]:
+    """Type an operation returning a job with the job class of one client kind."""
+    return op
+
+
+class SyncCommands(ClientBase):
+    """Every operation as a blocking method; a transport supplies ``_execute``."""
+
+    _job_type = Job
+
+    def _execute(self, command: c.Command, /) -> e.Event:
+        raise NotImplementedError
+
+    def _execute_many(self, commands: list[c.Command], /) -> list[e.Event]:
+        raise NotImplementedError
+
+    put = sync_method(ops.put)
+    put_many = sync_batch(ops.put_many)
+    use = sync_method(ops.use)
+    using = sync_method(ops.using)
+    watch = sync_method(ops.watch)
+    ignore = sync_method(ops.ignore)
+    watching = sync_method(ops.watching)
+    tubes = sync_method(ops.tubes)
+    reserve = sync_method(_optional(ops.reserve, Job))
+    reserve_job = sync_method(_exact(ops.reserve_job, Job))
+    delete = sync_method(ops.delete)
+    release = sync_method(ops.release)
+    bury = sync_method(ops.bury)
+    touch = sync_method(ops.touch)
+    kick = sync_method(ops.kick)
+    kick_job = sync_method(ops.kick_job)
+    peek = sync_method(_optional(ops.peek, Job))
+    peek_ready = sync_method(_optional(ops.peek_ready, Job))
+    peek_delayed = sync_method(_optional(ops.peek_delayed, Job))
+    peek_buried = sync_method(_optional(ops.peek_buried, Job))
+    stats = sync_method(ops.stats)
+    stats_tube = sync_method(ops.stats_tube)
+    stats_job = sync_method(ops.stats_job)
+    pause_tube = sync_method(ops.pause_tube)
+
+
+class AsyncCommands(ClientBase):
+    """Every operation as an async method; a transport supplies ``_execute``."""
+
+    _job_type = AsyncJob
+
+    async def _execute(self, command: c.Command, /) -> e.Event:
+        raise NotImplementedError
+
+    async def _execute_many(self, commands: list[c.Command], /) -> list[e.Event]:
+        raise NotImplementedError
+
+    put = async_method(ops.put)
+    put_many = async_batch(ops.put_many)
+    use = async_method(ops.use)
+    using = async_method(ops.using)
+    watch = async_method(ops.watch)
+    ignore = async_method(ops.ignore)
+    watching = async_method(ops.watching)
+    tubes = async_method(ops.tubes)
+    reserve = async_method(_optional(ops.reserve, AsyncJob))
+    reserve_job = async_method(_exact(ops.reserve_job, AsyncJob))
+    delete = async_method(ops.delete)
+    release = async_method(ops.release)
+    bury = async_method(ops.bury)
+    touch = async_method(ops.touch)
+    kick = async_method(ops.kick)
+    kick_job = async_method(ops.kick_job)
+    peek = async_method(_optional(ops.peek, AsyncJob))
+    peek_ready = async_method(_optional(ops.peek_ready, AsyncJob))
+    peek_delayed = async_method(_optional(ops.peek_delayed, AsyncJob))
+    peek_buried = async_method(_optional(ops.peek_buried, AsyncJob))
+    stats = async_method(ops.stats)
+    stats_tube = async_method(ops.stats_tube)
+    stats_job = async_method(ops.stats_job)
+    pause_tube = async_method(ops.pause_tube)

@@ -1,0 +1,176 @@
+"""The command loop both async clients share, written against four stream primitives.
+
+An async transport supplies how to open a stream, send bytes, receive bytes, close the
+stream at once, and make a lock; everything else (serialising commands, refusing to queue
+behind a waiting reserve, pipelining batches, reconnecting and restoring tube state, and
+dropping the connection when a command is cut short) is here, once. Nothing here imports
+an event loop library.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import NoReturn, Self
+
+from ._api import AsyncCommands
+from ._commands import Command
+from ._connection import Connection
+from ._errors import ClientBusyError, ConnectionClosedError, JackstalkError
+from ._events import NEED_DATA, Closed, Event
+from ._pipeline import windows
+
+__all__ = ["AsyncTransport"]
+
+
+class AsyncTransport(AsyncCommands):
+    """Base of the asyncio and trio clients; see the module docstring."""
+
+    _connected = False
+    _ready = False
+    _reserving = False
+    _lock: AbstractAsyncContextManager[object] | None = None
+    _conn = Connection()
+
+    # ---------------------------------------------------------------- the primitives
+
+    async def _open_stream(self) -> None:
+        """Connect to ``self.address``."""
+        raise NotImplementedError
+
+    async def _send(self, data: bytes) -> None:
+        """Write all of ``data``."""
+        raise NotImplementedError
+
+    async def _receive(self) -> bytes:
+        """Read what is there (at least one byte), or ``b""`` at the end of the stream."""
+        raise NotImplementedError
+
+    def _abort_stream(self) -> None:
+        """Close the stream now, without awaiting (it must work while cancelled)."""
+        raise NotImplementedError
+
+    def _make_lock(self) -> AbstractAsyncContextManager[object]:
+        """A FIFO lock of the event loop library."""
+        raise NotImplementedError
+
+    def _map_error(self, error: BaseException) -> BaseException:
+        """The library's own closed-stream errors as :class:`ConnectionClosedError`."""
+        if isinstance(error, OSError) and not isinstance(error, JackstalkError | TimeoutError):
+            return ConnectionClosedError(f"connection lost: {error}")
+        return error
+
+    # ---------------------------------------------------------------- lifecycle
+
+    async def connect(self) -> None:
+        """Open the connection now (it otherwise opens on first use)."""
+        async with self._guard():
+            if not self._connected:
+                await self._open()
+
+    async def _open(self) -> None:
+        await self._open_stream()
+        self._connected = True
+        self._conn = Connection(max_body=2**30)
+        self._ready = False
+        restore = self._restore_commands()
+        if restore:
+            await self._send_many(restore)
+        self._ready = True
+
+    async def close(self) -> None:
+        """Close the connection; reserved jobs go back to ready. The next call reconnects."""
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._connected:
+            self._connected = False
+            if self._ready:
+                # What the server confirmed is what the next connection restores.
+                self._remember(self._conn.used, self._conn.watching)
+            self._conn.abort()
+            self._abort_stream()
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------- commands
+
+    def _guard(self) -> AbstractAsyncContextManager[object]:
+        if self._reserving:
+            raise ClientBusyError("a reserve is waiting on this connection; use another client")
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = self._make_lock()
+        return lock
+
+    async def _execute(self, command: Command, /) -> Event:
+        async with self._guard():
+            if not self._connected:
+                await self._open()
+            self._reserving = command.waits
+            try:
+                conn = self._conn
+                try:
+                    await self._send(conn.send(command))
+                    event = conn.next_event()
+                    while event is NEED_DATA:
+                        conn.receive_data(await self._receive())
+                        event = conn.next_event()
+                    if type(event) is Closed:
+                        raise ConnectionClosedError("server closed the connection")
+                except BaseException as error:
+                    self._fail(error)
+                return event  # type: ignore[return-value]
+            finally:
+                self._reserving = False
+
+    async def _execute_many(self, commands: list[Command], /) -> list[Event]:
+        async with self._guard():
+            if not self._connected:
+                await self._open()
+            return await self._send_many(commands)
+
+    async def _send_many(self, commands: list[Command]) -> list[Event]:
+        conn = self._conn
+        events: list[Event] = []
+        try:
+            in_flight = 0
+            for window in windows(commands):
+                await self._send(b"".join([conn.send(command) for command in window]))
+                # One window stays in flight while the replies of the one before are read.
+                await self._read(events, in_flight)
+                in_flight = len(window)
+            await self._read(events, in_flight)
+        except BaseException as error:
+            self._fail(error)
+        return events
+
+    async def _read(self, events: list[Event], count: int) -> None:
+        conn = self._conn
+        for _ in range(count):
+            event = conn.next_event()
+            while event is NEED_DATA:
+                conn.receive_data(await self._receive())
+                event = conn.next_event()
+            if type(event) is Closed:
+                raise ConnectionClosedError("server closed the connection")
+            events.append(event)  # type: ignore[arg-type]
+
+    def _fail(self, error: BaseException) -> NoReturn:
+        """Drop the connection after ``error`` (a cancellation included) cut a command
+        short, then raise it. The command's outcome is unknown; it is never retried."""
+        self._drop()
+        mapped = self._map_error(error)
+        if mapped is error:
+            raise error
+        raise mapped from error

@@ -1,0 +1,268 @@
+"""What every client shares that is not a command: options, jobs and conversions; no I/O."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from . import _commands as c
+from . import _validate as v
+from ._errors import ArgumentTypeError, CommandError, InvalidArgument, JackstalkError
+
+if TYPE_CHECKING:
+    from ._api import AsyncCommands, SyncCommands
+
+__all__ = [
+    "DEFAULT_PORT",
+    "AsyncJob",
+    "BaseJob",
+    "BatchError",
+    "BodyDecodeError",
+    "ClientBase",
+    "Job",
+    "JobBodyTooLarge",
+]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 11300
+DEFAULT_MAX_JOB_SIZE = 65535
+
+Address: TypeAlias = "tuple[str, int] | str | os.PathLike[str]"
+
+
+class BodyDecodeError(JackstalkError, UnicodeError):
+    """A reserved or peeked job's body does not decode with the client's encoding.
+
+    ``job`` is the job with its body left as ``bytes``: it is still reserved (for a
+    reserve), so it can be buried or deleted; nothing is lost.
+    """
+
+    def __init__(self, message: str, job: BaseJob) -> None:
+        super().__init__(message)
+        self.job = job
+
+
+class BatchError(CommandError):
+    """Some commands of a batch failed; ``results`` holds, in order, each result or error."""
+
+    def __init__(self, message: str, results: list[Any]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+# ---------------------------------------------------------------------------- jobs
+
+
+class BaseJob:
+    """A job as the server handed it out: its ``id`` and its ``body``.
+
+    ``body`` is ``str`` when the client has an encoding and ``bytes`` when ``encoding=None``.
+    """
+
+    __slots__ = ("body", "id")
+
+    def __init__(self, id: int, body: Any) -> None:  # noqa: A002 - the protocol's name
+        self.id = id
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id}, body={self.body!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BaseJob):
+            return NotImplemented
+        return self.id == other.id and self.body == other.body
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+class Job(BaseJob):
+    """A job from a blocking :class:`~jackstalk.Client`, with shortcuts acting on it."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, id: int, body: Any, client: SyncCommands) -> None:  # noqa: A002
+        super().__init__(id, body)
+        self.client = client
+
+    def delete(self) -> None:
+        """Delete this job."""
+        self.client.delete(self.id)
+
+    def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
+        """Release this job back to its tube."""
+        self.client.release(self.id, priority, delay)
+
+    def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
+        """Bury this job."""
+        self.client.bury(self.id, priority)
+
+    def touch(self) -> None:
+        """Restart this job's time-to-run."""
+        self.client.touch(self.id)
+
+    def kick(self) -> None:
+        """Move this buried or delayed job to ready."""
+        self.client.kick_job(self.id)
+
+    def stats(self) -> Any:
+        """This job's statistics."""
+        return self.client.stats_job(self.id)
+
+
+class AsyncJob(BaseJob):
+    """A job from an async client (:class:`~jackstalk.AsyncClient`, ``TrioClient``)."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, id: int, body: Any, client: AsyncCommands) -> None:  # noqa: A002
+        super().__init__(id, body)
+        self.client = client
+
+    async def delete(self) -> None:
+        """Delete this job."""
+        await self.client.delete(self.id)
+
+    async def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
+        """Release this job back to its tube."""
+        await self.client.release(self.id, priority, delay)
+
+    async def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
+        """Bury this job."""
+        await self.client.bury(self.id, priority)
+
+    async def touch(self) -> None:
+        """Restart this job's time-to-run."""
+        await self.client.touch(self.id)
+
+    async def kick(self) -> None:
+        """Move this buried or delayed job to ready."""
+        await self.client.kick_job(self.id)
+
+    async def stats(self) -> Any:
+        """This job's statistics."""
+        return await self.client.stats_job(self.id)
+
+
+JobRef: TypeAlias = "int | BaseJob"
+"""A job, or its id."""
+
+
+def _id(job: JobRef) -> int:
+    return job.id if isinstance(job, BaseJob) else job
+
+
+# ---------------------------------------------------------------------------- client state
+
+
+class ClientBase:
+    """Options and conversions shared by every client; no I/O.
+
+    ``address``: ``(host, port)`` for TCP (default ``("127.0.0.1", 11300)``) or a path for a
+    Unix socket. ``encoding``: how ``str`` bodies are encoded and bodies decoded (``None``:
+    bytes in and out). ``use``/``watch``: the tube to use and the tube(s) to watch, set on
+    every (re)connection. ``parse_yaml``: ``True`` parses stats and lists into dicts and lists
+    with typed values, ``False`` returns the raw text, a callable is given the text.
+    ``max_job_size``: the largest body ``put`` accepts (the server's ``-z``, 65535 by default).
+    """
+
+    _job_type: type[BaseJob] = BaseJob
+
+    def __init__(
+        self,
+        address: Address | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        use: str = "default",
+        watch: str | Iterable[str] = "default",
+        parse_yaml: bool | Callable[[str], Any] = True,
+        max_job_size: int = DEFAULT_MAX_JOB_SIZE,
+    ) -> None:
+        if address is None:
+            address = (DEFAULT_HOST, DEFAULT_PORT)
+        elif isinstance(address, tuple):
+            if len(address) != 2 or not isinstance(address[0], str):  # type: ignore[redundant-expr]
+                raise ArgumentTypeError("a TCP address is a (host, port) tuple")
+            v.integer(address[1], "port", 0, 65535)
+        elif isinstance(address, os.PathLike):
+            address = os.fspath(address)
+        elif not isinstance(address, str):
+            raise ArgumentTypeError(
+                "address must be a (host, port) tuple or a Unix socket path,"
+                f" not {type(address).__name__}"
+            )
+        self.address: tuple[str, int] | str = address
+        if encoding is not None:
+            "".encode(encoding)  # fail now on an unknown codec, not at the first put
+        self.encoding = encoding
+        self._use = v.tube_name(use)
+        tubes = [watch] if isinstance(watch, str) else list(watch)
+        if not tubes:
+            raise InvalidArgument("watch needs at least one tube")
+        self._watch = list(dict.fromkeys(v.tube_name(tube) for tube in tubes))
+        if not callable(parse_yaml) and not isinstance(parse_yaml, bool):
+            raise ArgumentTypeError("parse_yaml must be True, False or a callable")
+        self.parse_yaml = parse_yaml
+        self.max_job_size = v.integer(max_job_size, "max_job_size", 0, 2**30)
+
+    # -- state to restore on every (re)connection
+
+    def _remember(self, used: str, watching: Sequence[str]) -> None:
+        """Record the tube state a live connection confirmed, to restore after a reconnect."""
+        self._use = used
+        self._watch = list(watching)
+
+    def _restore_commands(self) -> list[c.Command]:
+        """The commands that bring a fresh connection to the remembered tube state."""
+        commands: list[c.Command] = []
+        if self._use != "default":
+            commands.append(c.Use(self._use))
+        commands.extend(c.Watch(tube) for tube in self._watch if tube != "default")
+        if "default" not in self._watch:
+            commands.append(c.Ignore("default"))
+        return commands
+
+    # -- conversions
+
+    def _encode(self, body: str | bytes) -> bytes:
+        if type(body) is bytes:
+            data = body
+        elif isinstance(body, str):
+            if self.encoding is None:
+                raise ArgumentTypeError("body must be bytes when the client has encoding=None")
+            data = body.encode(self.encoding)
+        elif isinstance(body, (bytes, bytearray, memoryview)):
+            data = bytes(body)
+        else:
+            raise ArgumentTypeError(f"job body must be str or bytes, not {type(body).__name__}")
+        if len(data) > self.max_job_size:
+            raise JobBodyTooLarge(
+                f"job body is {len(data)} bytes, over max_job_size {self.max_job_size}"
+            )
+        return data
+
+    def _job(self, job_id: int, data: bytes) -> Any:
+        encoding = self.encoding
+        if encoding is None:
+            return self._job_type(job_id, data, self)  # type: ignore[call-arg]
+        try:
+            body = data.decode(encoding)
+        except UnicodeDecodeError as error:
+            job = self._job_type(job_id, data, self)  # type: ignore[call-arg]
+            raise BodyDecodeError(f"job {job_id}: body does not decode: {error}", job) from None
+        return self._job_type(job_id, body, self)  # type: ignore[call-arg]
+
+    def _yaml(self, data: bytes, parse: Callable[[bytes], Any]) -> Any:
+        option = self.parse_yaml
+        if option is True:
+            return parse(data)
+        text = data.decode("utf-8", "surrogateescape")
+        if option is False:
+            return text
+        return option(text)
+
+
+class JobBodyTooLarge(InvalidArgument):
+    """A body is larger than the client's ``max_job_size``; nothing was sent."""

@@ -1,0 +1,338 @@
+"""The client role of the protocol: commands in, bytes out; bytes in, reply events out.
+
+No I/O happens here. A transport writes what :meth:`Connection.send` returns, feeds what it
+reads to :meth:`Connection.receive_data` (``b""`` for end of stream) and calls
+:meth:`Connection.next_event` until it gets a reply. Commands waiting for replies form a FIFO,
+so any number may be pipelined; each reply is framed and checked against the command it
+answers. Anything the server was not entitled to send raises :class:`ProtocolError` and leaves
+the connection unusable, so a desynchronised stream can never go unnoticed.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+
+from . import _commands as c
+from . import _events as e
+from . import _validate as v
+from ._errors import ConnectionClosedError, JackstalkError, ProtocolError
+
+__all__ = ["MAX_LINE", "Connection", "ConnectionState"]
+
+MAX_LINE = 224
+"""The protocol's longest line, ``\\r\\n`` included (beanstalkd's own limit)."""
+
+DEFAULT_MAX_BODY = 2**30
+"""1 GiB: beanstalkd's own ceiling for ``max-job-size``."""
+
+_U64_MAX = 2**64 - 1
+_CLOSED = e.Closed()
+
+# One-word replies are immutable and carry nothing: share one instance of each.
+_SIMPLE: dict[bytes, e.Event] = {
+    cls.word: cls()
+    for cls in (
+        e.Deleted,
+        e.Released,
+        e.Touched,
+        e.Paused,
+        e.NotFound,
+        e.TimedOut,
+        e.DeadlineSoon,
+        e.JobTooBig,
+        e.Draining,
+        e.NotIgnored,
+        e.ExpectedCrlf,
+        e.OutOfMemory,
+        e.Internal,
+        e.BadFormat,
+        e.UnknownCommand,
+    )
+}
+_BURIED = e.Buried()
+_KICKED = e.Kicked()
+
+
+class ConnectionState(enum.Enum):
+    """Where a connection stands."""
+
+    OPEN = "open"
+    """Commands may be sent and replies read."""
+    CLOSING = "closing"
+    """``quit`` was sent; only the end of the stream is still expected."""
+    CLOSED = "closed"
+    """The stream ended (or ``quit`` completed); nothing more can be sent."""
+    ERROR = "error"
+    """A protocol violation or an aborted command: the connection must be dropped."""
+
+
+def _number(field: bytes, low: int) -> int:
+    # bytes.isdigit() is ASCII-only and refuses signs, spaces and underscores, which int()
+    # would quietly accept; 20 digits bound the work before int() runs.
+    if not field.isdigit() or len(field) > 20:
+        raise ProtocolError(f"malformed number {field!r} in reply")
+    value = int(field)
+    if not low <= value <= _U64_MAX:
+        raise ProtocolError(f"number {value} out of range in reply")
+    return value
+
+
+def _tube(field: bytes) -> str:
+    try:
+        return v.tube_name(field.decode("ascii"))
+    except (UnicodeDecodeError, JackstalkError):
+        raise ProtocolError(f"malformed tube name {field!r} in reply") from None
+
+
+class Connection:
+    """The client side of one beanstalkd connection, without I/O.
+
+    ``max_body`` bounds the body a reply may declare; a larger one raises
+    :class:`ProtocolError` before a byte of it is buffered.
+    """
+
+    __slots__ = (
+        "_body_len",
+        "_body_word",
+        "_body_id",
+        "_buf",
+        "_eof",
+        "_error",
+        "_header_end",
+        "_max_body",
+        "_pending",
+        "_scan",
+        "_state",
+        "_used",
+        "_watching",
+    )
+
+    def __init__(self, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self._max_body = v.integer(max_body, "max_body", 0, 2**63 - 1)
+        self._buf = bytearray()
+        self._scan = 0
+        self._eof = False
+        self._pending: deque[c.Command] = deque()
+        self._state = ConnectionState.OPEN
+        self._error: JackstalkError | None = None
+        self._used = "default"
+        self._watching = ["default"]
+        # A reply header whose body has not fully arrived yet.
+        self._body_len = -1
+        self._body_word = b""
+        self._body_id = 0
+        self._header_end = 0
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> ConnectionState:
+        """The connection's state."""
+        return self._state
+
+    @property
+    def used(self) -> str:
+        """The tube in use, as last confirmed by the server (``default`` at first)."""
+        return self._used
+
+    @property
+    def watching(self) -> tuple[str, ...]:
+        """The watch list, as last confirmed by the server (``("default",)`` at first)."""
+        return tuple(self._watching)
+
+    @property
+    def pending(self) -> tuple[c.Command, ...]:
+        """Commands sent whose replies have not been returned yet, oldest first."""
+        return tuple(self._pending)
+
+    @property
+    def max_body(self) -> int:
+        """The largest reply body accepted."""
+        return self._max_body
+
+    # ------------------------------------------------------------------ sending
+
+    def send(self, command: c.Command) -> bytes:
+        """Record ``command`` as awaiting its reply and return the bytes to write."""
+        if self._state is not ConnectionState.OPEN:
+            self._raise_unusable()
+        if not isinstance(command, c.Command):
+            raise v.ArgumentTypeError(f"expected a Command, not {type(command).__name__}")
+        if type(command) is c.Quit:
+            self._state = ConnectionState.CLOSING
+        else:
+            self._pending.append(command)
+        return command.encode()
+
+    def abort(self) -> None:
+        """Mark the connection unusable: an I/O failure or a cancellation cut a command short.
+
+        After this, the outcome of every pending command is unknown and the stream position
+        is lost, so the transport must close it.
+        """
+        if self._state is not ConnectionState.ERROR:
+            self._state = ConnectionState.ERROR
+            self._error = ConnectionClosedError(
+                f"connection aborted with {len(self._pending)} command(s) in flight"
+            )
+
+    def _raise_unusable(self) -> None:
+        error = self._error
+        if isinstance(error, ProtocolError):
+            raise ProtocolError(f"connection is unusable after an earlier error: {error}")
+        if error is not None:
+            raise ConnectionClosedError(str(error))
+        raise ConnectionClosedError(f"connection is {self._state.value}")
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes read from the stream; ``b""`` means the server closed it."""
+        if data:
+            if self._eof:
+                raise RuntimeError("received data after the end of the stream")
+            self._buf += data
+        else:
+            self._eof = True
+
+    def _fail(self, error: JackstalkError) -> JackstalkError:
+        self._state = ConnectionState.ERROR
+        self._error = error
+        return error
+
+    def next_event(self) -> e.Event | e.Closed | e.NeedDataType:
+        """Return the next reply, :data:`NEED_DATA`, or :class:`Closed` after a clean end.
+
+        Raises :class:`ProtocolError` for anything malformed, unexpected or unsolicited, and
+        :class:`ConnectionClosedError` when the stream ends while replies are still due.
+        """
+        if self._state is ConnectionState.ERROR:
+            self._raise_unusable()
+        buf = self._buf
+        if not self._pending:
+            if buf:
+                raise self._fail(
+                    ProtocolError(f"unsolicited data from server: {bytes(buf[:64])!r}")
+                )
+            if self._eof:
+                self._state = ConnectionState.CLOSED
+                return _CLOSED
+            return e.NEED_DATA
+        if self._body_len >= 0:
+            return self._finish_body()
+        end = buf.find(b"\r\n", self._scan)
+        if end < 0:
+            size = len(buf)
+            if size >= MAX_LINE:
+                raise self._fail(ProtocolError(f"reply line longer than {MAX_LINE} bytes"))
+            if self._eof:
+                raise self._fail(self._closed_error())
+            self._scan = size - 1 if size else 0
+            return e.NEED_DATA
+        if end + 2 > MAX_LINE:
+            raise self._fail(ProtocolError(f"reply line longer than {MAX_LINE} bytes"))
+        self._scan = 0
+        line = bytes(buf[:end])
+        command = self._pending[0]
+        fields = line.split(b" ")
+        word = fields[0]
+        count = command.replies.get(word)
+        if count is None or len(fields) != count + 1:
+            raise self._fail(
+                ProtocolError(f"unexpected reply {line[:80]!r} to {command.word.decode()}")
+            )
+        if count == 0:
+            del buf[: end + 2]
+            self._pending.popleft()
+            if word == b"BURIED":
+                return _BURIED
+            if word == b"KICKED":
+                return _KICKED
+            return _SIMPLE[word]
+        try:
+            if word == b"RESERVED" or word == b"FOUND" or word == b"OK":
+                return self._start_body(word, fields, end + 2)
+            event = self._parse_fields(word, fields[1])
+        except ProtocolError as error:
+            raise self._fail(error) from None
+        del buf[: end + 2]
+        self._pending.popleft()
+        if isinstance(event, (e.Using, e.Watching)):
+            self._track(command, event)
+        return event
+
+    def _parse_fields(self, word: bytes, field: bytes) -> e.Event:
+        if word == b"INSERTED":
+            return e.Inserted(_number(field, 1))
+        if word == b"WATCHING":
+            return e.Watching(_number(field, 1))
+        if word == b"USING":
+            return e.Using(_tube(field))
+        if word == b"BURIED":
+            return e.Buried(_number(field, 1))
+        # KICKED is the only other reply word with one field.
+        return e.Kicked(_number(field, 0))
+
+    def _start_body(
+        self, word: bytes, fields: list[bytes], header_end: int
+    ) -> e.Event | e.NeedDataType:
+        size = _number(fields[-1], 0)
+        if size > self._max_body:
+            raise ProtocolError(
+                f"reply declares a {size}-byte body, over max_body {self._max_body}"
+            )
+        self._body_id = _number(fields[1], 1) if word != b"OK" else 0
+        self._body_word = word
+        self._body_len = size
+        self._header_end = header_end
+        return self._finish_body()
+
+    def _finish_body(self) -> e.Event | e.NeedDataType:
+        buf = self._buf
+        start = self._header_end
+        size = self._body_len
+        stop = start + size
+        if len(buf) < stop + 2:
+            if self._eof:
+                raise self._fail(self._closed_error())
+            return e.NEED_DATA
+        if buf[stop : stop + 2] != b"\r\n":
+            raise self._fail(ProtocolError("reply body is not followed by \\r\\n"))
+        with memoryview(buf) as view:
+            body = bytes(view[start:stop])
+        del buf[: stop + 2]
+        self._body_len = -1
+        self._pending.popleft()
+        word = self._body_word
+        if word == b"OK":
+            return e.Ok(body)
+        if word == b"RESERVED":
+            return e.Reserved(self._body_id, body)
+        return e.Found(self._body_id, body)
+
+    def _track(self, command: c.Command, event: e.Using | e.Watching) -> None:
+        if isinstance(event, e.Using):
+            if type(command) is c.Use and event.tube != command.tube:
+                raise self._fail(
+                    ProtocolError(f"server says it uses {event.tube!r} after use {command.tube!r}")
+                )
+            self._used = event.tube
+            return
+        if type(command) is c.Watch:
+            if command.tube not in self._watching:
+                self._watching.append(command.tube)
+        elif type(command) is c.Ignore and command.tube in self._watching:
+            self._watching.remove(command.tube)
+        if event.count != len(self._watching):
+            raise self._fail(
+                ProtocolError(
+                    f"server watches {event.count} tube(s), the connection tracked "
+                    f"{len(self._watching)}"
+                )
+            )
+
+    def _closed_error(self) -> ConnectionClosedError:
+        return ConnectionClosedError(
+            f"server closed the connection with {len(self._pending)} reply(ies) pending"
+        )

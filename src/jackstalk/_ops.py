@@ -1,0 +1,358 @@
+"""The operations behind every client method, written once.
+
+Each takes the client first; the rest of its signature and its docstring become the method's
+on all three clients. An operation checks and converts arguments (raising before the
+transport sees anything), builds the core command, and names the function that turns the
+reply event into the result or an exception. No I/O happens here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias, TypeVar
+
+from . import _commands as c
+from . import _events as e
+from . import _validate as v
+from . import _yaml
+from ._client import BatchError, ClientBase, JobRef, _id
+from ._errors import (
+    ArgumentTypeError,
+    BadFormatError,
+    BuriedError,
+    CommandError,
+    DeadlineSoonError,
+    DrainingError,
+    ExpectedCrlfError,
+    InternalError,
+    InvalidArgument,
+    JackstalkError,
+    JobTooBigError,
+    NotFoundError,
+    NotIgnoredError,
+    OutOfMemoryError,
+    ProtocolError,
+    TimedOutError,
+    UnknownCommandError,
+)
+
+T = TypeVar("T")
+Call: TypeAlias = tuple[c.Command, Callable[[Any, e.Event], T]]
+Batch: TypeAlias = tuple[list[c.Command], Callable[[Any, list[e.Event]], T]]
+
+
+# ---------------------------------------------------------------------------- replies
+
+_ERRORS: dict[type[e.Event], type[CommandError]] = {
+    e.NotFound: NotFoundError,
+    e.TimedOut: TimedOutError,
+    e.DeadlineSoon: DeadlineSoonError,
+    e.JobTooBig: JobTooBigError,
+    e.Draining: DrainingError,
+    e.NotIgnored: NotIgnoredError,
+    e.ExpectedCrlf: ExpectedCrlfError,
+    e.OutOfMemory: OutOfMemoryError,
+    e.Internal: InternalError,
+    e.BadFormat: BadFormatError,
+    e.UnknownCommand: UnknownCommandError,
+}
+
+
+def error_for(event: e.Event) -> JackstalkError:
+    """The exception a failure reply stands for."""
+    if isinstance(event, e.Buried):
+        return BuriedError("the server buried the job", event.id)
+    cls = _ERRORS.get(type(event))
+    if cls is None:
+        return ProtocolError(f"unexpected reply {event!r}")
+    return cls(event.word.decode())
+
+
+def _none(client: Any, event: e.Event) -> None:
+    if event.__class__ in _DONE:
+        return None
+    raise error_for(event)
+
+
+_DONE = frozenset({e.Deleted, e.Released, e.Touched, e.Paused, e.Kicked})
+
+
+def _bury(client: Any, event: e.Event) -> None:
+    if type(event) is e.Buried:
+        return None
+    raise error_for(event)
+
+
+def _inserted(client: Any, event: e.Event) -> int:
+    if type(event) is e.Inserted:
+        return event.id
+    raise error_for(event)
+
+
+def _reserved(client: ClientBase, event: e.Event) -> Any:
+    if type(event) is e.Reserved:
+        return client._job(event.id, event.body)
+    if type(event) is e.TimedOut:
+        return None
+    raise error_for(event)
+
+
+def _found(client: ClientBase, event: e.Event) -> Any:
+    if type(event) is e.Found:
+        return client._job(event.id, event.body)
+    if type(event) is e.NotFound:
+        return None
+    raise error_for(event)
+
+
+def _using(client: Any, event: e.Event) -> str:
+    if type(event) is e.Using:
+        return event.tube
+    raise error_for(event)
+
+
+def _watching(client: Any, event: e.Event) -> int:
+    if type(event) is e.Watching:
+        return event.count
+    raise error_for(event)
+
+
+def _kicked(client: Any, event: e.Event) -> int:
+    if type(event) is e.Kicked and event.count is not None:
+        return event.count
+    raise error_for(event)
+
+
+def _stats(client: ClientBase, event: e.Event) -> Any:
+    if type(event) is e.Ok:
+        return client._yaml(event.data, _yaml.parse_stats)
+    raise error_for(event)
+
+
+def _list(client: ClientBase, event: e.Event) -> Any:
+    if type(event) is e.Ok:
+        return client._yaml(event.data, _yaml.parse_list)
+    raise error_for(event)
+
+
+# ---------------------------------------------------------------------------- operations
+# Each takes the client first; the rest of its signature and its docstring become the
+# method's. Argument errors raise here, before the transport sees the command.
+
+
+def put(
+    client: ClientBase,
+    body: str | bytes,
+    priority: int = c.DEFAULT_PRIORITY,
+    delay: int = 0,
+    ttr: int = c.DEFAULT_TTR,
+) -> Call[int]:
+    """Put a job into the used tube and return its id.
+
+    ``priority``: 0 (most urgent) to 2**32-1. ``delay``: seconds before it can be reserved.
+    ``ttr``: seconds a worker may hold it before the server gives it to another worker.
+    """
+    return c.Put(client._encode(body), priority, delay, ttr), _inserted
+
+
+def put_many(
+    client: ClientBase,
+    bodies: Iterable[str | bytes],
+    priority: int = c.DEFAULT_PRIORITY,
+    delay: int = 0,
+    ttr: int = c.DEFAULT_TTR,
+) -> Batch[list[int]]:
+    """Put many jobs in one pipelined batch and return their ids, in order.
+
+    Every body is checked before the first byte is sent. If the server refuses some,
+    :class:`BatchError` is raised after all replies are read; its ``results`` holds each
+    job's id or error.
+    """
+    commands: list[c.Command] = [
+        c.Put(client._encode(body), priority, delay, ttr) for body in bodies
+    ]
+    return commands, _put_many_results
+
+
+def _put_many_results(client: ClientBase, events: list[e.Event]) -> list[int]:
+    results: list[Any] = []
+    failed = 0
+    for event in events:
+        if type(event) is e.Inserted:
+            results.append(event.id)
+        else:
+            results.append(error_for(event))
+            failed += 1
+    if failed:
+        raise BatchError(f"{failed} of {len(events)} puts failed", results)
+    return results
+
+
+def use(client: ClientBase, tube: str) -> Call[str]:
+    """Use ``tube`` for later puts and peeks; return its name."""
+    return c.Use(tube), _using
+
+
+def using(client: ClientBase) -> Call[str]:
+    """The tube in use, as the server reports it."""
+    return c.ListTubeUsed(), _using
+
+
+def watch(client: ClientBase, tube: str) -> Call[int]:
+    """Add ``tube`` to the watch list; return how many tubes are watched."""
+    return c.Watch(tube), _watching
+
+
+def ignore(client: ClientBase, tube: str) -> Call[int]:
+    """Drop ``tube`` from the watch list; return how many tubes are still watched.
+
+    Raises :class:`NotIgnoredError` for the last watched tube.
+    """
+    return c.Ignore(tube), _watching
+
+
+def watching(client: ClientBase) -> Call[list[str]]:
+    """The watched tubes, as the server reports them."""
+    return c.ListTubesWatched(), _list
+
+
+def tubes(client: ClientBase) -> Call[list[str]]:
+    """Every tube that exists on the server."""
+    return c.ListTubes(), _list
+
+
+def reserve(client: ClientBase, timeout: float | None = None) -> Call[Any]:
+    """Reserve a job from a watched tube: a ``Job``, or ``None`` if ``timeout`` ran out.
+
+    ``timeout=None`` waits as long as it takes (no socket timeout applies); ``0`` only takes
+    a job that is ready now. Fractions of a second are rounded up: the protocol counts
+    whole seconds. Raises :class:`DeadlineSoonError` when a job this connection holds is
+    about to run out of time.
+    """
+    if timeout is None:
+        return c.Reserve(), _reserved
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise ArgumentTypeError(f"timeout must be a number, not {type(timeout).__name__}")
+    if not 0 <= timeout <= v.RESERVE_TIMEOUT_MAX:  # also refuses NaN
+        raise InvalidArgument(f"timeout must be between 0 and {v.RESERVE_TIMEOUT_MAX}")
+    return c.ReserveWithTimeout(math.ceil(timeout)), _reserved
+
+
+def reserve_job(client: ClientBase, job: JobRef) -> Call[Any]:
+    """Reserve one particular job (ready, delayed or buried) by id; beanstalkd 1.12+."""
+    return c.ReserveJob(_id(job)), _reserved_job
+
+
+def _reserved_job(client: ClientBase, event: e.Event) -> Any:
+    if type(event) is e.Reserved:
+        return client._job(event.id, event.body)
+    raise error_for(event)
+
+
+def delete(client: ClientBase, job: JobRef) -> Call[None]:
+    """Delete a job: one this connection reserved, or any ready, delayed or buried one."""
+    return c.Delete(_id(job)), _none
+
+
+def release(
+    client: ClientBase,
+    job: JobRef,
+    priority: int = c.DEFAULT_PRIORITY,
+    delay: int = 0,
+) -> Call[None]:
+    """Release a reserved job back to its tube with ``priority``, after ``delay`` seconds.
+
+    Raises :class:`BuriedError` if the server had to bury it instead.
+    """
+    return c.Release(_id(job), priority, delay), _none
+
+
+def bury(client: ClientBase, job: JobRef, priority: int = c.DEFAULT_PRIORITY) -> Call[None]:
+    """Bury a reserved job: it waits in its tube's buried list until kicked."""
+    return c.Bury(_id(job), priority), _bury
+
+
+def touch(client: ClientBase, job: JobRef) -> Call[None]:
+    """Restart the time-to-run of a job this connection reserved."""
+    return c.Touch(_id(job)), _none
+
+
+def kick(client: ClientBase, bound: int = 1) -> Call[int]:
+    """Move up to ``bound`` jobs of the used tube to ready (buried ones if there are any,
+    else delayed ones); return how many moved."""
+    return c.Kick(bound), _kicked
+
+
+def kick_job(client: ClientBase, job: JobRef) -> Call[None]:
+    """Move one buried or delayed job to ready."""
+    return c.KickJob(_id(job)), _none
+
+
+def peek(client: ClientBase, job: JobRef) -> Call[Any]:
+    """Look at a job by id without reserving it; ``None`` if there is no such job."""
+    return c.Peek(_id(job)), _found
+
+
+def peek_ready(client: ClientBase) -> Call[Any]:
+    """The next ready job of the used tube, or ``None``."""
+    return c.PeekReady(), _found
+
+
+def peek_delayed(client: ClientBase) -> Call[Any]:
+    """The delayed job of the used tube that becomes ready first, or ``None``."""
+    return c.PeekDelayed(), _found
+
+
+def peek_buried(client: ClientBase) -> Call[Any]:
+    """The oldest buried job of the used tube, or ``None``."""
+    return c.PeekBuried(), _found
+
+
+def stats(client: ClientBase) -> Call[Any]:
+    """Server statistics, typed by field (see ``parse_yaml``)."""
+    return c.Stats(), _stats
+
+
+def stats_tube(client: ClientBase, tube: str) -> Call[Any]:
+    """Statistics of one tube; raises :class:`NotFoundError` if it does not exist."""
+    return c.StatsTube(tube), _stats
+
+
+def stats_job(client: ClientBase, job: JobRef) -> Call[Any]:
+    """Statistics of one job; raises :class:`NotFoundError` if it does not exist."""
+    return c.StatsJob(_id(job)), _stats
+
+
+def pause_tube(client: ClientBase, tube: str, delay: int) -> Call[None]:
+    """Hold back reserves from ``tube`` for ``delay`` seconds."""
+    return c.PauseTube(tube, delay), _none
+
+
+OPERATIONS: tuple[Callable[..., Any], ...] = (
+    put,
+    put_many,
+    use,
+    using,
+    watch,
+    ignore,
+    watching,
+    tubes,
+    reserve,
+    reserve_job,
+    delete,
+    release,
+    bury,
+    touch,
+    kick,
+    kick_job,
+    peek,
+    peek_ready,
+    peek_delayed,
+    peek_buried,
+    stats,
+    stats_tube,
+    stats_job,
+    pause_tube,
+)
+"""Every operation a client offers as a method of the same name."""

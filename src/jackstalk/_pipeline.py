@@ -1,0 +1,51 @@
+"""Rules every transport follows when it waits for replies and pipelines batches.
+
+They live here, once, so that the blocking, asyncio and trio clients agree on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from . import _commands as c
+
+__all__ = ["WINDOW_BYTES", "WINDOW_COMMANDS", "reply_wait", "windows"]
+
+WINDOW_COMMANDS = 256
+"""Most commands a batch sends before it reads replies again."""
+
+WINDOW_BYTES = 256 * 1024
+"""Most body bytes a batch sends before it reads replies again."""
+
+
+def reply_wait(command: c.Command, timeout: float | None) -> float | None:
+    """How long a transport may wait for ``command``'s reply; ``None`` means for ever.
+
+    ``timeout`` is the client's margin for the server to answer. A plain ``reserve`` waits
+    as long as it takes, so no margin applies to it; a reserve with a timeout gets that
+    timeout plus the margin.
+    """
+    if type(command) is c.Reserve:
+        return None
+    if timeout is not None and type(command) is c.ReserveWithTimeout:
+        return timeout + command.timeout
+    return timeout
+
+
+def windows(commands: Sequence[c.Command]) -> Iterator[Sequence[c.Command]]:
+    """Cut a batch into windows small enough that sending one while the replies of the
+    previous one wait unread can never fill both directions' buffers and deadlock.
+
+    (beanstalkd stops reading while it cannot write a reply, protocol-notes §1.)
+    """
+    start = 0
+    size = 0
+    for index, command in enumerate(commands):
+        if type(command) is c.Put:
+            size += len(command.body)
+        if index - start >= WINDOW_COMMANDS or (size > WINDOW_BYTES and index > start):
+            yield commands[start:index]
+            start = index
+            size = len(command.body) if type(command) is c.Put else 0
+    if start < len(commands):
+        yield commands[start:]

@@ -1,0 +1,52 @@
+"""The asyncio client: the core driven over asyncio streams (TCP or Unix)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from contextlib import AbstractAsyncContextManager
+
+from jackstalk._asyncbase import AsyncTransport
+
+__all__ = ["AsyncClient"]
+
+_READ = 65536
+
+
+class AsyncClient(AsyncTransport):
+    """An asyncio beanstalkd client.
+
+    Safe to share between tasks: commands run one at a time per connection. A command
+    issued while a reserve waits raises :class:`ClientBusyError` instead of waiting behind
+    it. Use ``asyncio.timeout()`` for deadlines. Cancelling a command closes the
+    connection (the server then returns any job it held to ready); the next call
+    reconnects and restores the used tube and the watch list.
+    """
+
+    _reader: asyncio.StreamReader
+    _writer: asyncio.StreamWriter
+
+    async def _open_stream(self) -> None:
+        address = self.address
+        if isinstance(address, str):
+            self._reader, self._writer = await asyncio.open_unix_connection(address)
+        else:
+            self._reader, self._writer = await asyncio.open_connection(*address)
+            sock = self._writer.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+    async def _send(self, data: bytes) -> None:
+        writer = self._writer
+        writer.write(data)
+        if writer.transport.get_write_buffer_size():
+            await writer.drain()
+
+    async def _receive(self) -> bytes:
+        return await self._reader.read(_READ)
+
+    def _abort_stream(self) -> None:
+        self._writer.transport.abort()
+
+    def _make_lock(self) -> AbstractAsyncContextManager[object]:
+        return asyncio.Lock()

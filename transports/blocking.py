@@ -1,0 +1,190 @@
+"""The blocking client: the core driven over a plain socket (TCP or Unix)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Any, NoReturn
+
+from jackstalk._api import SyncCommands
+from jackstalk._client import Address
+from jackstalk._commands import Command
+from jackstalk._connection import Connection
+from jackstalk._errors import ConnectionClosedError, JackstalkError
+from jackstalk._events import NEED_DATA, Closed, Event
+from jackstalk._pipeline import reply_wait, windows
+
+__all__ = ["Client"]
+
+_READ = 65536
+
+
+class Client(SyncCommands):
+    """A blocking beanstalkd client.
+
+    ``timeout`` is how long to wait for a reply beyond what the command itself waits
+    (``reserve(timeout=5)`` waits up to 5 s plus ``timeout``; a plain ``reserve()`` waits as
+    long as it takes). A reply that does not come in time raises :class:`TimeoutError` and
+    closes the connection. ``connect_timeout`` bounds connecting. The connection opens on
+    first use and, after a failure, again on the next call, restoring the used tube and the
+    watch list. A client is not thread-safe: give each thread its own.
+    """
+
+    def __init__(
+        self,
+        address: Address | None = None,
+        *,
+        encoding: str | None = "utf-8",
+        use: str = "default",
+        watch: str | Iterable[str] = "default",
+        parse_yaml: bool | Callable[[str], Any] = True,
+        max_job_size: int = 65535,
+        timeout: float | None = 30.0,
+        connect_timeout: float | None = 10.0,
+    ) -> None:
+        super().__init__(
+            address,
+            encoding=encoding,
+            use=use,
+            watch=watch,
+            parse_yaml=parse_yaml,
+            max_job_size=max_job_size,
+        )
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self._sock: socket.socket | None = None
+        self._conn = Connection(max_body=2**30)
+        self._sock_timeout: float | None = -1.0
+        self._ready = False
+
+    # ------------------------------------------------------------------ connecting
+
+    def connect(self) -> None:
+        """Open the connection now (it otherwise opens on first use)."""
+        if self._sock is None:
+            self._open()
+
+    def _open(self) -> None:
+        address = self.address
+        if isinstance(address, str):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.connect_timeout)
+                sock.connect(address)
+            except BaseException:
+                sock.close()
+                raise
+        else:
+            sock = socket.create_connection(address, timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        self._sock = sock
+        self._sock_timeout = -1.0
+        self._conn = Connection(max_body=2**30)
+        self._ready = False
+        restore = self._restore_commands()
+        if restore:
+            self._execute_many(restore)
+        self._ready = True
+
+    def close(self) -> None:
+        """Close the connection; reserved jobs go back to ready. The next call reconnects."""
+        sock = self._sock
+        if sock is not None:
+            self._sock = None
+            if self._ready:
+                # What the server confirmed is what the next connection restores.
+                self._remember(self._conn.used, self._conn.watching)
+            self._conn.abort()
+            sock.close()
+
+    def __enter__(self) -> Client:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ I/O
+
+    def _wait(self, sock: socket.socket, command: Command) -> None:
+        limit = reply_wait(command, self.timeout)
+        if limit != self._sock_timeout:
+            sock.settimeout(limit)
+            self._sock_timeout = limit
+
+    def _execute(self, command: Command, /) -> Event:
+        sock = self._sock
+        if sock is None:
+            self._open()
+            sock = self._sock
+            assert sock is not None  # _open sets it or raises
+        conn = self._conn
+        try:
+            data = conn.send(command)
+            if command.waits or self._sock_timeout != self.timeout:
+                self._wait(sock, command)
+            sock.sendall(data)
+            event = conn.next_event()
+            while event is NEED_DATA:
+                conn.receive_data(sock.recv(_READ))
+                event = conn.next_event()
+        except BaseException as error:
+            self._fail(error)
+        if type(event) is Closed:
+            self._fail(ConnectionClosedError("server closed the connection"))
+        return event  # type: ignore[return-value]
+
+    def _execute_many(self, commands: list[Command], /) -> list[Event]:
+        sock = self._sock
+        if sock is None:
+            self._open()
+            sock = self._sock
+            assert sock is not None
+        conn = self._conn
+        events: list[Event] = []
+        try:
+            if self._sock_timeout != self.timeout:
+                sock.settimeout(self.timeout)
+                self._sock_timeout = self.timeout
+            in_flight = 0
+            for window in windows(commands):
+                sock.sendall(b"".join([conn.send(command) for command in window]))
+                # Keep one window in flight while reading the replies of the one before:
+                # the server never stalls waiting for us, and its replies never pile up.
+                self._read(events, in_flight)
+                in_flight = len(window)
+            self._read(events, in_flight)
+        except BaseException as error:
+            self._fail(error)
+        return events
+
+    def _read(self, events: list[Event], count: int) -> None:
+        sock = self._sock
+        conn = self._conn
+        assert sock is not None
+        for _ in range(count):
+            event = conn.next_event()
+            while event is NEED_DATA:
+                conn.receive_data(sock.recv(_READ))
+                event = conn.next_event()
+            if type(event) is Closed:
+                raise ConnectionClosedError("server closed the connection")
+            events.append(event)  # type: ignore[arg-type]
+
+    def _fail(self, error: BaseException) -> NoReturn:
+        """Drop the connection after ``error`` cut a command short, and raise it for the
+        caller: socket timeouts as :class:`TimeoutError`, other socket errors as
+        :class:`ConnectionClosedError`. The command's outcome is unknown; it is not retried."""
+        self.close()
+        if isinstance(error, TimeoutError):
+            raise TimeoutError("no reply from the server in time; connection closed") from error
+        if isinstance(error, OSError) and not isinstance(error, JackstalkError):
+            raise ConnectionClosedError(f"connection lost: {error}") from error
+        raise error
