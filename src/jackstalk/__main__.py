@@ -1,0 +1,53 @@
+"""The ``jackstalk`` command line (also ``python -m jackstalk``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+__all__ = ["main"]
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _example(args: argparse.Namespace) -> int:
+    """Drive a client and a server connection against each other in memory: no sockets."""
+    from . import _events as e
+    from ._commands import Put, Reserve
+    from ._connection import Connection
+    from ._server import ServerConnection
+
+    client, server = Connection(), ServerConnection()
+    replies = {Put: e.Inserted(1), Reserve: e.Reserved(1, b"hello")}
+    for command in (Put(b"hello", priority=10), Reserve()):
+        wire = client.send(command)
+        print(f"client sends   {wire!r}")
+        server.receive_data(wire)
+        received = server.next_event()
+        reply = replies[type(received)]  # type: ignore[index]
+        answer = server.send(reply)
+        print(f"server answers {answer!r}")
+        client.receive_data(answer)
+        print(f"client event   {client.next_event()!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, one sub-command per task."""
+    parser = argparse.ArgumentParser(prog="jackstalk", description="beanstalkd from the shell")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    example = commands.add_parser("example", help="a sans-IO round trip through the core")
+    example.set_defaults(handler=_example)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
