@@ -111,15 +111,19 @@ if TYPE_CHECKING:
     from jackstalk.transports.blocking import Client
     from jackstalk.transports.trio import TrioClient
 
+    from ._worker import Worker
+
 _LAZY = {
     "Client": "jackstalk.transports.blocking",
     "AsyncClient": "jackstalk.transports.asyncio",
     "TrioClient": "jackstalk.transports.trio",
+    "Worker": "jackstalk._worker",
 }
 
 
 def __getattr__(name: str) -> Any:
-    # The clients import socket, asyncio or trio: load each only when it is asked for.
+    # The clients (and the worker) import socket, asyncio, trio or logging: load each only
+    # when it is asked for, so that importing jackstalk stays free of I/O modules.
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'jackstalk' has no attribute {name!r}")
@@ -223,6 +227,7 @@ __all__ = [
     "Using",
     "Watch",
     "Watching",
+    "Worker",
     "__version__",
     "format_dict",
     "format_list",

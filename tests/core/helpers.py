@@ -41,7 +41,7 @@ from jackstalk._commands import (
     Use,
     Watch,
 )
-from jackstalk._connection import Connection
+from jackstalk._connection import Connection, ConnectionState
 from jackstalk._events import (
     NEED_DATA,
     BadFormat,
@@ -112,13 +112,28 @@ def server_drain(server: ServerConnection, limit: int = 10_000) -> list[ServerIt
     raise AssertionError(f"next_event did not settle within {limit} calls")
 
 
-def parse_commands(data: bytes, *, max_job_size: int = 65535, eof: bool = False) -> list[ServerItem]:
+def parse_commands(
+    data: bytes, *, max_job_size: int = 65535, eof: bool = False
+) -> list[ServerItem]:
     """Feed ``data`` whole to a fresh ``ServerConnection`` and return what it yields."""
     server = ServerConnection(max_job_size=max_job_size)
     server.receive_data(data)
     if eof:
         server.receive_data(b"")
     return server_drain(server)
+
+
+# Accessors that keep mypy from narrowing a property across calls that change it.
+def state(conn: Connection) -> ConnectionState:
+    return conn.state
+
+
+def watching(conn: Connection) -> tuple[str, ...]:
+    return conn.watching
+
+
+def pending(conn: Connection) -> tuple[Command, ...]:
+    return conn.pending
 
 
 def pending_connection(*commands: Command, max_body: int | None = None) -> Connection:
@@ -228,7 +243,7 @@ STATS_TUBE_YAML = (
     b"total-jobs: 3\ncurrent-using: 1\ncurrent-watching: 1\ncurrent-waiting: 0\n"
     b"cmd-delete: 0\ncmd-pause-tube: 1\npause: 600\npause-time-left: 598\n"
 )
-STATS_YAML = b"---\ncurrent-jobs-urgent: 0\nversion: \"1.12\"\nos: #1 SMP PREEMPT_DYNAMIC @0\n"
+STATS_YAML = b'---\ncurrent-jobs-urgent: 0\nversion: "1.12"\nos: #1 SMP PREEMPT_DYNAMIC @0\n'
 
 _JOB = Reserved(42, b"job body")
 _FOUND = Found(42, b"job body")

@@ -20,6 +20,7 @@ from helpers import (
     case_id,
 )
 
+from jackstalk import _events as events_module
 from jackstalk._commands import (
     ALL_COMMANDS,
     DEFAULT_PRIORITY,
@@ -57,7 +58,6 @@ from jackstalk._errors import (
     InvalidTubeName,
     JackstalkError,
 )
-from jackstalk import _events as events_module
 from jackstalk._events import Buried, Event, Inserted, Kicked, NotFound, Reserved, Using
 
 # ------------------------------------------------------------------ golden bytes
@@ -258,8 +258,16 @@ U32_FIELDS: list[Callable[[Any], Command]] = [
     lambda v: Kick(v),
     lambda v: PauseTube("foo", v),
 ]
-U32_IDS = ["put-pri", "put-delay", "put-ttr", "release-pri", "release-delay", "bury-pri", "kick",
-           "pause"]
+U32_IDS = [
+    "put-pri",
+    "put-delay",
+    "put-ttr",
+    "release-pri",
+    "release-delay",
+    "bury-pri",
+    "kick",
+    "pause",
+]
 
 JOB_ID_FIELDS: list[Callable[[Any], Command]] = [
     ReserveJob,
@@ -346,7 +354,9 @@ def test_argument_type_error_is_a_type_error() -> None:
 # ------------------------------------------------------------------ bodies
 
 
-@pytest.mark.parametrize("value", ["hi", "", None, 5, bytearray(b"hi"), memoryview(b"hi")], ids=repr)
+@pytest.mark.parametrize(
+    "value", ["hi", "", None, 5, bytearray(b"hi"), memoryview(b"hi")], ids=repr
+)
 def test_body_must_be_bytes(value: object) -> None:
     with pytest.raises(ArgumentTypeError):
         Put(value)  # type: ignore[arg-type]
@@ -430,11 +440,11 @@ def test_longest_line_is_exactly_224_bytes() -> None:
 def test_commands_are_immutable() -> None:
     put = Put(b"x")
     with pytest.raises(AttributeError):
-        put.priority = 5  # type: ignore[misc]
+        put.priority = 5
     with pytest.raises(AttributeError):
-        del put.body  # type: ignore[misc]
+        del put.body
     with pytest.raises(AttributeError):
-        Reserve().extra = 1  # type: ignore[attr-defined]
+        Reserve().extra = 1
 
 
 def test_commands_compare_by_type_and_fields() -> None:
