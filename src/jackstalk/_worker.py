@@ -351,17 +351,18 @@ class Worker:
             finished: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*drivers))
             watchdog: asyncio.Future[Any] = asyncio.ensure_future(stopped.wait())
             await asyncio.wait([finished, watchdog], return_when=asyncio.FIRST_COMPLETED)
+            watchdog.cancel()
             if not finished.done():
                 # Shutdown asked for: running handlers get the grace period, then they are
                 # cancelled; closing their connections gives their jobs back to the server.
-                done, _ = await asyncio.wait([finished], timeout=self.grace)
-                if not done:
-                    for task in drivers:
-                        task.cancel()
-                    await asyncio.gather(*drivers, return_exceptions=True)
-            watchdog.cancel()
-            if finished.done() and not finished.cancelled():
-                finished.result()
+                await asyncio.wait([finished], timeout=self.grace)
+            if finished.done():
+                finished.result()  # a failure outside the handlers (say, no server) is raised
+            else:
+                for task in drivers:
+                    task.cancel()
+                await asyncio.gather(*drivers, return_exceptions=True)
+                finished.cancel()
         finally:
             self._wake = None
             for number in signals:

@@ -1,0 +1,263 @@
+"""The worker helper on all three clients, against a real beanstalkd."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+
+import jackstalk
+from jackstalk.testing import BeanstalkdServer
+
+
+def producer(server: BeanstalkdServer, **options: Any) -> jackstalk.Client:
+    return jackstalk.Client(server.address, timeout=30, **options)
+
+
+def stopping_after(worker_box: list[jackstalk.Worker], count: int, seen: list[Any]) -> None:
+    if len(seen) >= count:
+        worker_box[0].stop()
+
+
+# --------------------------------------------------------------------- blocking
+
+
+def test_successful_jobs_are_deleted(beanstalkd: BeanstalkdServer) -> None:
+    with producer(beanstalkd, use="emails") as client:
+        ids = client.put_many(["a", "b", "c"])
+    seen: list[tuple[int, str]] = []
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        seen.append((job.id, job.body))
+        stopping_after(box, 3, seen)
+
+    worker = jackstalk.Worker({"emails": handle}, address=beanstalkd.address)
+    box.append(worker)
+    assert worker.run() == 3
+    assert seen == list(zip(ids, ["a", "b", "c"], strict=True))
+    with producer(beanstalkd) as client:
+        stats = client.stats()
+        assert stats["current-jobs-ready"] == 0
+        assert stats["current-jobs-reserved"] == 0
+        assert stats["total-jobs"] == 3
+        assert "emails" not in client.tubes()  # emptied and unused: the server dropped it
+
+
+def test_failing_job_is_released_with_backoff(beanstalkd: BeanstalkdServer) -> None:
+    with producer(beanstalkd) as client:
+        job_id = client.put("boom", priority=7)
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        box[0].stop()
+        raise RuntimeError("handler failed")
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address, backoff_base=60)
+    box.append(worker)
+    worker.run()
+    with producer(beanstalkd) as client:
+        stats = client.stats_job(job_id)
+    assert stats["state"] == "delayed"
+    assert stats["releases"] == 1
+    assert stats["delay"] == 60  # backoff_base * 2**0
+    assert stats["pri"] == 7  # the priority is kept
+
+
+def test_backoff_grows_with_releases_and_is_capped() -> None:
+    worker = jackstalk.Worker(print, backoff_base=2, backoff_cap=30)
+    assert [worker._backoff(n) for n in range(6)] == [2, 4, 8, 16, 30, 30]
+
+
+def test_job_is_buried_after_max_attempts(beanstalkd: BeanstalkdServer) -> None:
+    with producer(beanstalkd) as client:
+        job_id = client.put("always fails")
+    attempts: list[int] = []
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        attempts.append(job.id)
+        if len(attempts) == 2:
+            box[0].stop()
+        raise ValueError("nope")
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address, max_attempts=2, backoff_base=0)
+    box.append(worker)
+    worker.run()
+    assert attempts == [job_id, job_id]
+    with producer(beanstalkd) as client:
+        stats = client.stats_job(job_id)
+    assert stats["state"] == "buried"
+    assert stats["reserves"] == 2
+
+
+def test_handler_may_settle_the_job_itself(beanstalkd: BeanstalkdServer) -> None:
+    with producer(beanstalkd) as client:
+        bury_id, release_id = client.put_many(["bury me", "release me"])
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        if job.body == "bury me":
+            job.bury(priority=3)
+        else:
+            job.touch()
+            job.release(delay=100)
+            box[0].stop()
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address)
+    box.append(worker)
+    worker.run()
+    with producer(beanstalkd) as client:
+        assert client.stats_job(bury_id)["state"] == "buried"
+        assert client.stats_job(bury_id)["pri"] == 3
+        assert client.stats_job(release_id)["state"] == "delayed"
+
+
+def test_handlers_per_tube(beanstalkd: BeanstalkdServer) -> None:
+    with producer(beanstalkd) as client:
+        client.use("images")
+        client.put("img")
+        client.use("emails")
+        client.put("mail")
+    seen: list[tuple[str, str]] = []
+    box: list[jackstalk.Worker] = []
+
+    def on(tube: str) -> Callable[[jackstalk.Job], None]:
+        def handle(job: jackstalk.Job) -> None:
+            seen.append((tube, job.body))
+            stopping_after(box, 2, seen)
+
+        return handle
+
+    worker = jackstalk.Worker(
+        {"emails": on("emails"), "images": on("images")}, address=beanstalkd.address
+    )
+    box.append(worker)
+    worker.run()
+    assert sorted(seen) == [("emails", "mail"), ("images", "img")]
+
+
+def test_undecodable_body_is_buried_not_lost(beanstalkd: BeanstalkdServer) -> None:
+    with producer(beanstalkd, encoding=None) as client:
+        bad = client.put(b"\xff\xfe not utf-8")
+        good = client.put(b"fine")
+    seen: list[str] = []
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        seen.append(job.body)
+        box[0].stop()
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address)
+    box.append(worker)
+    worker.run()
+    assert seen == ["fine"]
+    with producer(beanstalkd) as client:
+        assert client.stats_job(bad)["state"] == "buried"
+        assert client.peek(good) is None
+
+
+def test_worker_needs_tubes_and_callables() -> None:
+    with pytest.raises(ValueError, match="at least one tube"):
+        jackstalk.Worker({})
+    with pytest.raises(ValueError, match="not callable"):
+        jackstalk.Worker({"t": "not a function"})  # type: ignore[dict-item]
+    with pytest.raises(ValueError, match="backoff"):
+        jackstalk.Worker(print, backoff_base=10, backoff_cap=1)
+
+
+# --------------------------------------------------------------------- async
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_async_worker_runs_handlers_concurrently(
+    beanstalkd: BeanstalkdServer, library: str
+) -> None:
+    with producer(beanstalkd) as client:
+        client.put_many([str(n) for n in range(20)])
+    seen: list[str] = []
+    running = 0
+    most = 0
+    box: list[jackstalk.Worker] = []
+
+    async def handle(job: jackstalk.AsyncJob) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await (asyncio.sleep(0) if library == "asyncio" else trio.lowlevel.checkpoint())
+        seen.append(job.body)
+        running -= 1
+        stopping_after(box, 20, seen)
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address, concurrency=4)
+    box.append(worker)
+    if library == "asyncio":
+        handled = asyncio.run(worker.run_asyncio())
+    else:
+        handled = trio.run(worker.run_trio)
+    assert handled == 20
+    assert sorted(seen, key=int) == [str(n) for n in range(20)]
+    with producer(beanstalkd) as client:
+        assert client.stats()["current-jobs-ready"] == 0
+        assert client.stats()["current-jobs-reserved"] == 0
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_async_shutdown_gives_unfinished_jobs_back(
+    beanstalkd: BeanstalkdServer, library: str
+) -> None:
+    """A handler that never finishes is cancelled after the grace period; its job goes
+    back to ready and the worker returns normally."""
+    with producer(beanstalkd) as client:
+        job_id = client.put("stuck")
+    box: list[jackstalk.Worker] = []
+
+    async def handle(job: jackstalk.AsyncJob) -> None:
+        box[0].stop()
+        if library == "asyncio":
+            await asyncio.Event().wait()
+        else:
+            await trio.Event().wait()
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address, grace=0.1)
+    box.append(worker)
+    if library == "asyncio":
+        asyncio.run(worker.run_asyncio())
+    else:
+        trio.run(worker.run_trio)
+    with producer(beanstalkd) as client:
+        stats = client.stats_job(job_id)
+    assert stats["state"] == "ready"
+    assert stats["reserves"] == 1
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_async_worker_keeps_long_jobs_alive(beanstalkd: BeanstalkdServer, library: str) -> None:
+    """A handler that works longer than the job's time-to-run: the worker touches it, so
+    it never times out. (The handler's own duration is the work being simulated.)"""
+    with producer(beanstalkd) as client:
+        job_id = client.put("long", ttr=3)
+    box: list[jackstalk.Worker] = []
+    observed: list[dict[str, Any]] = []
+
+    async def handle(job: jackstalk.AsyncJob) -> None:
+        if library == "asyncio":
+            await asyncio.sleep(4.5)
+        else:
+            await trio.sleep(4.5)
+        observed.append(await job.stats())
+        box[0].stop()
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address)
+    box.append(worker)
+    if library == "asyncio":
+        asyncio.run(worker.run_asyncio())
+    else:
+        trio.run(worker.run_trio)
+    assert observed[0]["state"] == "reserved"
+    assert observed[0]["timeouts"] == 0
+    with producer(beanstalkd) as client:
+        assert client.peek(job_id) is None  # deleted after the handler returned
