@@ -46,7 +46,17 @@ class AsyncClient(AsyncTransport):
         return await self._reader.read(_READ)
 
     def _abort_stream(self) -> None:
-        self._writer.transport.abort()
+        transport = self._writer.transport
+        # abort() only closes the socket on the loop's next iteration; shutting it down
+        # first ends the connection now, so the server sees it go (and frees any job it
+        # held) even if the loop is blocked or about to stop.
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already reset by the peer
+        transport.abort()
 
     def _make_lock(self) -> AbstractAsyncContextManager[object]:
         return asyncio.Lock()

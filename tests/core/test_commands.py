@@ -54,9 +54,26 @@ from jackstalk._commands import (
 )
 from jackstalk._errors import (
     ArgumentTypeError,
+    BadFormatError,
+    BuriedError,
+    CommandError,
+    ConnectionClosedError,
+    DeadlineSoonError,
+    DrainingError,
+    Error,
+    ExpectedCrlfError,
+    InternalError,
     InvalidArgument,
     InvalidTubeName,
     JackstalkError,
+    JobTooBigError,
+    NotFoundError,
+    NotIgnoredError,
+    OutOfMemoryError,
+    ProtocolError,
+    ServerError,
+    TimedOutError,
+    UnknownCommandError,
 )
 from jackstalk._events import Buried, Event, Inserted, Kicked, NotFound, Reserved, Using
 
@@ -491,3 +508,53 @@ def test_events_are_frozen_values() -> None:
     with pytest.raises(AttributeError):
         Inserted(5).id = 6  # type: ignore[misc]
     assert pickle.loads(pickle.dumps(Reserved(1, b"\x00"))) == Reserved(1, b"\x00")
+
+
+# ------------------------------------------------------------------ the error tree
+
+_REPLY_ERRORS: dict[type[CommandError], str] = {
+    NotFoundError: "NOT_FOUND",
+    TimedOutError: "TIMED_OUT",
+    DeadlineSoonError: "DEADLINE_SOON",
+    JobTooBigError: "JOB_TOO_BIG",
+    BuriedError: "BURIED",
+    DrainingError: "DRAINING",
+    NotIgnoredError: "NOT_IGNORED",
+    ExpectedCrlfError: "EXPECTED_CRLF",
+    OutOfMemoryError: "OUT_OF_MEMORY",
+    InternalError: "INTERNAL_ERROR",
+    BadFormatError: "BAD_FORMAT",
+    UnknownCommandError: "UNKNOWN_COMMAND",
+}
+
+
+@pytest.mark.parametrize("cls", list(_REPLY_ERRORS), ids=lambda cls: cls.__name__)
+def test_command_errors_name_their_reply(cls: type[CommandError]) -> None:
+    assert cls.reply == _REPLY_ERRORS[cls]
+    assert issubclass(cls, CommandError)
+    assert not issubclass(cls, (ProtocolError, ConnectionError, ValueError, TypeError))
+    # every reply word is an event word the client can produce
+    assert any(type(event).word == cls.reply.encode() for event, _ in GOLDEN_EVENTS)
+
+
+def test_server_errors() -> None:
+    for cls in (OutOfMemoryError, InternalError, BadFormatError, UnknownCommandError):
+        assert issubclass(cls, ServerError)
+    assert not issubclass(NotFoundError, ServerError)
+
+
+def test_buried_error_job_id() -> None:
+    assert BuriedError("buried", 5).job_id == 5
+    assert BuriedError("buried", job_id=7).job_id == 7
+    error = BuriedError("buried")
+    assert error.job_id is None
+    assert str(error) == "buried"
+
+
+def test_error_families() -> None:
+    assert Error is JackstalkError
+    for cls in (InvalidArgument, ArgumentTypeError, ProtocolError, ConnectionClosedError):
+        assert issubclass(cls, JackstalkError)
+    assert issubclass(ConnectionClosedError, ConnectionError)
+    assert not issubclass(ProtocolError, CommandError)
+    assert not issubclass(InvalidArgument, CommandError)
