@@ -6,6 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+from ._cli import add_commands, run
+
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     example = commands.add_parser("example", help="a sans-IO round trip through the core")
     example.set_defaults(handler=_example)
+    add_commands(commands)
     return parser
 
 
@@ -46,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
-    return handler(args)
+    return run(handler, args)
 
 
 if __name__ == "__main__":
