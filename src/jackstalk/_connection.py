@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 
 from . import _commands as c
 from . import _events as e
@@ -52,6 +53,8 @@ _SIMPLE: dict[bytes, e.Event] = {
 }
 _BURIED = e.Buried()
 _KICKED = e.Kicked()
+# Zero-field replies by word, the two with an optional field included.
+_ZERO_FIELD: dict[bytes, e.Event] = {**_SIMPLE, b"BURIED": _BURIED, b"KICKED": _KICKED}
 
 
 class ConnectionState(enum.Enum):
@@ -65,6 +68,52 @@ class ConnectionState(enum.Enum):
     """The stream ended (or ``quit`` completed); nothing more can be sent."""
     ERROR = "error"
     """A protocol violation or an aborted command: the connection must be dropped."""
+
+
+# Enum member lookups on the class cost a descriptor call each on Python 3.11; the hot paths
+# compare against these module constants instead.
+_OPEN = ConnectionState.OPEN
+_ERROR = ConnectionState.ERROR
+_NEED_DATA = e.NEED_DATA
+_Command = c.Command
+_Quit = c.Quit
+_Use = c.Use
+_Watch = c.Watch
+_Ignore = c.Ignore
+
+
+def _event_factory(cls: type[e.Event], *names: str) -> bool:
+    """True when ``cls`` is still a frozen slots dataclass with exactly the fields ``names``
+    and nothing run at construction beyond storing them, so the parser may build it by
+    setting its slots directly (its generated ``__init__`` stores each field through the
+    slower ``object.__setattr__``); otherwise the parser calls the class as usual."""
+    fields = tuple(getattr(cls, "__dataclass_fields__", {}))
+    return (
+        fields == names
+        and not hasattr(cls, "__post_init__")
+        and all(type(cls.__dict__.get(name)).__name__ == "member_descriptor" for name in names)
+    )
+
+
+def _slot_setter(cls: type, name: str, fast: bool) -> Callable[[object, object], None]:
+    if fast:
+        setter: Callable[[object, object], None] = cls.__dict__[name].__set__
+        return setter
+    return _never
+
+
+def _never(obj: object, value: object) -> None:  # pragma: no cover - only if events change
+    raise AssertionError("unused: the event is built by its constructor")
+
+
+_new = object.__new__
+_Inserted = e.Inserted
+_Reserved = e.Reserved
+_FAST_INSERTED = _event_factory(_Inserted, "id")
+_FAST_RESERVED = _event_factory(_Reserved, "id", "body")
+_set_inserted_id = _slot_setter(_Inserted, "id", _FAST_INSERTED)
+_set_reserved_id = _slot_setter(_Reserved, "id", _FAST_RESERVED)
+_set_reserved_body = _slot_setter(_Reserved, "body", _FAST_RESERVED)
 
 
 def _number(field: bytes, low: int) -> int:
@@ -155,11 +204,11 @@ class Connection:
 
     def send(self, command: c.Command) -> bytes:
         """Record ``command`` as awaiting its reply and return the bytes to write."""
-        if self._state is not ConnectionState.OPEN:
+        if self._state is not _OPEN:
             self._raise_unusable()
-        if not isinstance(command, c.Command):
+        if not isinstance(command, _Command):
             raise v.ArgumentTypeError(f"expected a Command, not {type(command).__name__}")
-        if type(command) is c.Quit:
+        if type(command) is _Quit:
             self._state = ConnectionState.CLOSING
         else:
             self._pending.append(command)
@@ -207,18 +256,20 @@ class Connection:
         Raises :class:`ProtocolError` for anything malformed, unexpected or unsolicited, and
         :class:`ConnectionClosedError` when the stream ends while replies are still due.
         """
-        if self._state is ConnectionState.ERROR:
+        if self._state is _ERROR:
             self._raise_unusable()
         buf = self._buf
-        if not self._pending:
+        if not buf and not self._eof:
+            # Nothing buffered (a transport asking right after send): nothing to parse.
+            return _NEED_DATA
+        pending = self._pending
+        if not pending:
             if buf:
                 raise self._fail(
                     ProtocolError(f"unsolicited data from server: {bytes(buf[:64])!r}")
                 )
-            if self._eof:
-                self._state = ConnectionState.CLOSED
-                return _CLOSED
-            return e.NEED_DATA
+            self._state = ConnectionState.CLOSED
+            return _CLOSED
         if self._body_len >= 0:
             return self._finish_body()
         end = buf.find(b"\r\n", self._scan)
@@ -229,12 +280,12 @@ class Connection:
             if self._eof:
                 raise self._fail(self._closed_error())
             self._scan = size - 1 if size else 0
-            return e.NEED_DATA
+            return _NEED_DATA
         if end + 2 > MAX_LINE:
             raise self._fail(ProtocolError(f"reply line longer than {MAX_LINE} bytes"))
         self._scan = 0
         line = bytes(buf[:end])
-        command = self._pending[0]
+        command = pending[0]
         fields = line.split(b" ")
         word = fields[0]
         count = command.replies.get(word)
@@ -244,12 +295,21 @@ class Connection:
             )
         if count == 0:
             del buf[: end + 2]
-            self._pending.popleft()
-            if word == b"BURIED":
-                return _BURIED
-            if word == b"KICKED":
-                return _KICKED
-            return _SIMPLE[word]
+            pending.popleft()
+            return _ZERO_FIELD[word]
+        if word == b"INSERTED":
+            # The commonest reply with a field, parsed inline (same rules as _number).
+            field = fields[1]
+            if field.isdigit() and len(field) <= 20:
+                job_id = int(field)
+                if 0 < job_id <= _U64_MAX:
+                    del buf[: end + 2]
+                    pending.popleft()
+                    if _FAST_INSERTED:
+                        event = _new(_Inserted)
+                        _set_inserted_id(event, job_id)
+                        return event
+                    return _Inserted(job_id)  # pragma: no cover - only if events change
         try:
             if word == b"RESERVED" or word == b"FOUND" or word == b"OK":
                 return self._start_body(word, fields, end + 2)
@@ -257,9 +317,9 @@ class Connection:
         except ProtocolError as error:
             raise self._fail(error) from None
         del buf[: end + 2]
-        self._pending.popleft()
-        if isinstance(event, (e.Using, e.Watching)):
-            self._track(command, event)
+        pending.popleft()
+        if word == b"USING" or word == b"WATCHING":
+            self._track(command, event)  # type: ignore[arg-type]
         return event
 
     def _parse_fields(self, word: bytes, field: bytes) -> e.Event:
@@ -305,10 +365,15 @@ class Connection:
         self._body_len = -1
         self._pending.popleft()
         word = self._body_word
+        if word == b"RESERVED":
+            if _FAST_RESERVED:
+                event = _new(_Reserved)
+                _set_reserved_id(event, self._body_id)
+                _set_reserved_body(event, body)
+                return event
+            return _Reserved(self._body_id, body)  # pragma: no cover - only if events change
         if word == b"OK":
             return e.Ok(body)
-        if word == b"RESERVED":
-            return e.Reserved(self._body_id, body)
         return e.Found(self._body_id, body)
 
     def _track(self, command: c.Command, event: e.Using | e.Watching) -> None:

@@ -3,21 +3,26 @@
 It reads command lines the way beanstalkd 1.12 does, quirks included, because the embedded
 server must answer every line exactly as the real one would:
 
-* a line ends at the first ``\\r`` only if ``\\n`` follows; a line is at most 224 bytes, and a
-  longer one is thrown away up to the next ``\\r\\n`` and answered with one ``BAD_FORMAT``;
+* the server looks at the stream through a 224-byte window that starts where the current
+  line starts; a line ends at the *first* ``\\r`` of the window, and only if ``\\n`` follows
+  it inside the window;
+* a full window without a line end is thrown away, and so is every following 224-byte
+  window until one holds a line end; then one ``BAD_FORMAT`` answers the whole run;
 * commands match by prefix, in beanstalkd's order; no match is ``UNKNOWN_COMMAND``, a match
   whose arguments do not parse is ``BAD_FORMAT``;
-* numbers are plain digits, after any number of spaces; a put whose line fails to parse
+* numbers are plain digits after any number of spaces; a put whose line fails to parse
   leaves its body to be read as commands, and a put whose body is too large has it skipped
   before ``JOB_TOO_BIG`` is sent.
 
-Lines that cannot become a command come out as :class:`Rejected`, carrying the reply to send.
+Because the windows are counted from line starts, what comes out never depends on how the
+stream was split into reads. Lines that cannot become a command come out as
+:class:`Rejected`, carrying the reply to send.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from . import _commands as c
@@ -33,30 +38,40 @@ _LONG_MAX = 2**63 - 1
 _CLOSED = e.Closed()
 _Parser: TypeAlias = Callable[[bytes], c.Command]
 _NAME_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-+/;.$_()")
+_Result: TypeAlias = "c.Command | Rejected | e.Closed | e.NeedDataType"
 
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A command line that cannot run: send ``reply``.
 
-    ``command`` is the command class whose prefix matched (``None`` when none did); the
-    server's statistics and job ids depend on it (beanstalkd counts some rejected lines,
-    and hands out an id for a put whose body then lacks its ``\\r\\n``).
+    ``command`` is the command class whose prefix matched (``None`` when none did).
+    ``counted`` is true when beanstalkd got far enough to count the line in its ``cmd-*``
+    statistics before refusing it (a put whose size parsed, a job id of 0, a ``pause-tube``
+    whose name is not a valid tube name). It takes no part in equality.
     """
 
     reply: e.Event
     command: type[c.Command] | None = None
+    counted: bool = field(default=False, compare=False)
 
 
 class _Bad(Exception):
     """A line did not parse: answer with ``reply``."""
 
-    def __init__(self, reply: e.Event) -> None:
+    def __init__(self, reply: e.Event, *, counted: bool = False) -> None:
+        super().__init__(reply)
         self.reply = reply
+        self.counted = counted
 
 
-_BAD_FORMAT = _Bad(e.BadFormat())
-_NOT_FOUND = _Bad(e.NotFound())
+# Fresh exceptions each time: raising one shared instance would grow its traceback forever.
+def _bad_format(*, counted: bool = False) -> _Bad:
+    return _Bad(e.BadFormat(), counted=counted)
+
+
+def _not_found() -> _Bad:
+    return _Bad(e.NotFound(), counted=True)
 
 
 def _unsigned(line: bytes, pos: int, limit: int) -> tuple[int, int]:
@@ -68,10 +83,10 @@ def _unsigned(line: bytes, pos: int, limit: int) -> tuple[int, int]:
     while pos < size and 0x30 <= line[pos] <= 0x39:
         pos += 1
     if pos == start:
-        raise _BAD_FORMAT
+        raise _bad_format()
     value = int(line[start:pos])
     if value > limit:
-        raise _BAD_FORMAT
+        raise _bad_format()
     return value, pos
 
 
@@ -93,21 +108,16 @@ def _strtol(line: bytes, pos: int) -> tuple[int, int] | None:
     return (-value if negative else value), pos
 
 
-def _job_id(line: bytes, pos: int) -> tuple[int, int]:
-    value, pos = _unsigned(line, pos, _ULONG_MAX)
-    return value, pos
-
-
-def _end(line: bytes, pos: int) -> None:
+def _end(line: bytes, pos: int, *, counted: bool = False) -> None:
     if pos != len(line):
-        raise _BAD_FORMAT
+        raise _bad_format(counted=counted)
 
 
-def _name(raw: bytes) -> str:
+def _name(raw: bytes, *, counted: bool = False) -> str:
     try:
         return v.tube_name(raw.decode("ascii"))
     except (UnicodeDecodeError, InvalidArgument):
-        raise _BAD_FORMAT from None
+        raise _bad_format(counted=counted) from None
 
 
 def _unchecked(cls: type[c.Command], **fields: object) -> c.Command:
@@ -127,21 +137,32 @@ class ServerConnection:
     beanstalkd 1.12 treats as "wait forever") comes out with ``timeout == -1``.
     """
 
-    __slots__ = ("_body", "_buf", "_eof", "_max_job_size", "_put", "_skip", "_skip_bad")
+    __slots__ = ("_body", "_buf", "_endline", "_eof", "_max_job_size", "_pos", "_put", "_skip")
 
     def __init__(self, *, max_job_size: int = 65535) -> None:
         self._max_job_size = v.integer(max_job_size, "max_job_size", 0, 2**30)
         self._buf = bytearray()
+        self._pos = 0  # where the unparsed bytes start in _buf
         self._eof = False
         self._put: tuple[int, int, int] | None = None  # a parsed put line awaiting its body
         self._body = 0  # its body size
         self._skip = 0  # bytes of an oversized body still to throw away
-        self._skip_bad = False  # discarding an over-long line up to the next \r\n
+        self._endline = False  # throwing an over-long line away, window by window
 
     @property
     def max_job_size(self) -> int:
         """The largest body a put may carry."""
         return self._max_job_size
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are not parsed yet (a transport bounds its reading by it)."""
+        return len(self._buf) - self._pos
+
+    @property
+    def eof(self) -> bool:
+        """True once the client has closed its end of the stream."""
+        return self._eof
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes read from the client; ``b""`` means it closed its end."""
@@ -154,62 +175,64 @@ class ServerConnection:
         """Return the bytes of ``reply``."""
         return reply.encode()
 
-    def next_event(self) -> c.Command | Rejected | e.Closed | e.NeedDataType:
+    def next_event(self) -> _Result:
         """Return the next command (or rejected line) the client sent."""
         buf = self._buf
-        if self._skip:
-            taken = min(self._skip, len(buf))
-            del buf[:taken]
-            self._skip -= taken
+        while True:
+            available = len(buf) - self._pos
             if self._skip:
+                taken = min(self._skip, available)
+                self._pos += taken
+                self._skip -= taken
+                if self._skip:
+                    return self._starved()
+                return Rejected(e.JobTooBig(), c.Put, counted=True)
+            if self._put is not None:
+                return self._put_body()
+            start = self._pos
+            end = start + min(available, _LINE)
+            # Only the first \r of the window counts, and only if its \n is in the window.
+            cr = buf.find(b"\r", start, end - 1)
+            if cr >= 0 and buf[cr + 1] == 0x0A:
+                self._pos = cr + 2
+                if self._endline:
+                    self._endline = False
+                    return Rejected(e.BadFormat())
+                return self._dispatch(bytes(buf[start:cr]))
+            if end - start < _LINE:
                 return self._starved()
-            return Rejected(e.JobTooBig(), c.Put)
-        if self._put is not None:
-            return self._put_body()
-        if self._skip_bad:
-            end = buf.find(b"\r\n")
-            if end < 0:
-                # Keep a trailing \r: its \n may come in the next read.
-                keep = 1 if buf.endswith(b"\r") else 0
-                del buf[: len(buf) - keep]
-                return self._starved()
-            del buf[: end + 2]
-            self._skip_bad = False
-            return Rejected(e.BadFormat())
-        cr = buf.find(b"\r", 0, _LINE)
-        if cr < 0 or cr + 1 >= min(len(buf), _LINE) or buf[cr + 1] != 0x0A:
-            if len(buf) >= _LINE:
-                # beanstalkd's command buffer is full without a line end: discard it.
-                del buf[:_LINE]
-                self._skip_bad = True
-                return self.next_event()
-            return self._starved()
-        line = bytes(buf[:cr])
-        del buf[: cr + 2]
-        return self._dispatch(line)
+            # A full window with no line end: beanstalkd throws it away and goes on
+            # discarding, one window at a time, until a line end shows up.
+            self._pos = end
+            self._endline = True
 
     def _starved(self) -> e.Closed | e.NeedDataType:
         if self._eof:
             self._buf.clear()
+            self._pos = 0
             return _CLOSED
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
         return e.NEED_DATA
 
-    def _put_body(self) -> c.Command | Rejected | e.Closed | e.NeedDataType:
+    def _put_body(self) -> _Result:
         buf = self._buf
         size = self._body
-        if len(buf) < size + 2:
+        start = self._pos
+        if len(buf) - start < size + 2:
             return self._starved()
         assert self._put is not None  # set whenever _put_body runs
         priority, delay, ttr = self._put
         self._put = None
-        ok = buf[size : size + 2] == b"\r\n"
-        body = bytes(buf[:size])
-        del buf[: size + 2]
+        ok = buf[start + size : start + size + 2] == b"\r\n"
+        body = bytes(buf[start : start + size])
+        self._pos = start + size + 2
         if not ok:
-            return Rejected(e.ExpectedCrlf(), c.Put)
+            return Rejected(e.ExpectedCrlf(), c.Put, counted=True)
         return _unchecked(c.Put, body=body, priority=priority, delay=delay, ttr=ttr)
 
-    def _dispatch(self, line: bytes) -> c.Command | Rejected | e.Closed | e.NeedDataType:
+    def _dispatch(self, line: bytes) -> _Result:
         if b"\x00" in line:  # beanstalkd checks for NUL before it looks at the command
             return Rejected(e.BadFormat())
         for prefix, parse in _TABLE:  # noqa: B007 - the match is used below
@@ -223,17 +246,18 @@ class ServerConnection:
                 return self._put_line(line)
             return parse(line)
         except _Bad as bad:
-            return Rejected(bad.reply, kind)
+            return Rejected(bad.reply, kind, counted=bad.counted)
 
-    def _put_line(self, line: bytes) -> c.Command | Rejected | e.Closed | e.NeedDataType:
+    def _put_line(self, line: bytes) -> _Result:
         priority, pos = _unsigned(line, 4, v.U32_MAX)
         delay, pos = _unsigned(line, pos, v.U32_MAX)
         ttr, pos = _unsigned(line, pos, v.U32_MAX)
         size, pos = _unsigned(line, pos, v.U32_MAX)
+        # From here on beanstalkd has counted the put.
         if size > self._max_job_size:
             self._skip = size + 2
             return self.next_event()
-        _end(line, pos)
+        _end(line, pos, counted=True)
         self._put = (priority, delay, max(ttr, 1))
         self._body = size
         return self._put_body()
@@ -244,7 +268,7 @@ def _exact(cls: type[c.Command]) -> tuple[bytes, _Parser]:
 
     def parse(line: bytes) -> c.Command:
         if line != word:
-            raise _BAD_FORMAT
+            raise _bad_format()
         return cls()
 
     return word, parse
@@ -263,45 +287,41 @@ def _job_command(cls: type[c.Command]) -> tuple[bytes, _Parser]:
     prefix = cls.word + b" "
 
     def parse(line: bytes) -> c.Command:
-        job, pos = _job_id(line, len(prefix))
+        job, pos = _unsigned(line, len(prefix), _ULONG_MAX)
         _end(line, pos)
         if job == 0:
-            raise _NOT_FOUND
+            raise _not_found()
         return cls(job)  # type: ignore[call-arg]
 
     return prefix, parse
 
 
 def _release(line: bytes) -> c.Command:
-    job, pos = _job_id(line, 8)
+    job, pos = _unsigned(line, 8, _ULONG_MAX)
     priority, pos = _unsigned(line, pos, v.U32_MAX)
     delay, pos = _unsigned(line, pos, v.U32_MAX)
     _end(line, pos)
     if job == 0:
-        raise _NOT_FOUND
+        raise _not_found()
     return c.Release(job, priority, delay)
 
 
 def _bury(line: bytes) -> c.Command:
-    job, pos = _job_id(line, 5)
+    job, pos = _unsigned(line, 5, _ULONG_MAX)
     priority, pos = _unsigned(line, pos, v.U32_MAX)
     _end(line, pos)
     if job == 0:
-        raise _NOT_FOUND
+        raise _not_found()
     return c.Bury(job, priority)
 
 
 def _kick(line: bytes) -> c.Command:
-    # beanstalkd reads the bound with strtoul and ignores what follows the digits.
+    # beanstalkd reads the bound with strtoul, ignores what follows the digits, refuses an
+    # overflow (errno), and keeps the low 32 bits (the count is an unsigned int).
     parsed = _strtol(line, 5)
-    if parsed is None:
-        raise _BAD_FORMAT
-    value = parsed[0]
-    if abs(value) > _ULONG_MAX:
-        bound = _ULONG_MAX  # strtoul saturates on overflow, whatever the sign
-    else:
-        bound = value % 2**64  # and wraps a negative value
-    return c.Kick(bound % 2**32)
+    if parsed is None or abs(parsed[0]) > _ULONG_MAX:
+        raise _bad_format()
+    return c.Kick(parsed[0] % 2**32)
 
 
 def _reserve_with_timeout(line: bytes) -> c.Command:
@@ -310,7 +330,7 @@ def _reserve_with_timeout(line: bytes) -> c.Command:
     parsed = _strtol(line, 21)
     value = 0 if parsed is None else parsed[0]
     if not -_LONG_MAX - 1 <= value <= _LONG_MAX:
-        raise _BAD_FORMAT
+        raise _bad_format()
     value = (value + 2**31) % 2**32 - 2**31
     if value < 0:
         return _unchecked(c.ReserveWithTimeout, timeout=-1)
@@ -329,14 +349,17 @@ def _pause_tube(line: bytes) -> c.Command:
     start = pos
     while pos < size and line[pos] in _NAME_CHARS:
         pos += 1
-    tube = _name(line[start:pos])
+    if pos == start:
+        raise _bad_format()
+    raw = line[start:pos]
     delay, pos = _unsigned(line, pos, v.U32_MAX)
     _end(line, pos)
-    return c.PauseTube(tube, delay)
+    # The line parsed, so beanstalkd counts it, and only then checks the name's grammar.
+    return c.PauseTube(_name(raw, counted=True), delay)
 
 
 def _never(line: bytes) -> c.Command:  # pragma: no cover - put is parsed by the connection
-    raise _BAD_FORMAT
+    raise _bad_format()
 
 
 # beanstalkd's prefix table, in the order it tries them.

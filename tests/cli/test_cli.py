@@ -55,7 +55,8 @@ def test_put_reads_stdin_and_keeps_binary_bodies(beanstalkd: BeanstalkdServer) -
     assert result.returncode == 0, result.stderr
     with jackstalk.Client(beanstalkd.address, encoding=None) as client:
         job = client.peek(int(result.stdout))
-        assert job is not None and job.body == body
+        assert job is not None
+        assert job.body == body
 
 
 def test_stats_tube_table_and_json(beanstalkd: BeanstalkdServer) -> None:
@@ -74,7 +75,8 @@ def test_not_found_is_exit_1_with_one_line(beanstalkd: BeanstalkdServer) -> None
         result = jackstalk_cli(beanstalkd, *args)
         assert result.returncode == 1, args
         assert result.stdout == ""
-        assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
+        assert len(result.stderr.splitlines()) == 1
+        assert "Traceback" not in result.stderr
 
 
 def test_usage_errors_are_exit_2(beanstalkd: BeanstalkdServer) -> None:
