@@ -14,7 +14,8 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 def _generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location("make_reference", DOCS / "make_reference.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -7,7 +7,7 @@ fields after the word), which the client role uses to frame and check every repl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
 from . import _validate as v
@@ -112,8 +112,23 @@ class Command:
         args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
         return f"{type(self).__name__}({args})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # copy and pickle rebuild the command from its stored fields, without re-running the
+        # client-side checks: the server role builds commands a client may not send (a
+        # reserve-with-timeout of -1, which beanstalkd 1.12 reads as "wait for ever").
+        return _rebuild, (type(self), self._fields())
+
 
 _set = object.__setattr__
+
+
+def _rebuild(cls: type[Command], fields: tuple[object, ...]) -> Command:
+    command = object.__new__(cls)
+    for name, value in zip(cls._field_names, fields, strict=True):
+        _set(command, name, value)
+    return command
+_U32_MAX = v.U32_MAX
+_U64_MAX = v.U64_MAX
 
 
 class Put(Command):
@@ -138,10 +153,20 @@ class Put(Command):
         delay: int = 0,
         ttr: int = DEFAULT_TTR,
     ) -> None:
-        _set(self, "body", v.body(body))
-        _set(self, "priority", v.u32(priority, "priority"))
-        _set(self, "delay", v.u32(delay, "delay"))
-        _set(self, "ttr", v.u32(ttr, "ttr"))
+        # Well-typed arguments skip the checker calls (the same checks, inline); anything
+        # else goes through them, in the same order, for the same errors.
+        if type(body) is not bytes:
+            body = v.body(body)
+        if type(priority) is not int or not 0 <= priority <= _U32_MAX:
+            priority = v.u32(priority, "priority")
+        if type(delay) is not int or not 0 <= delay <= _U32_MAX:
+            delay = v.u32(delay, "delay")
+        if type(ttr) is not int or not 0 <= ttr <= _U32_MAX:
+            ttr = v.u32(ttr, "ttr")
+        _put_body(self, body)
+        _put_priority(self, priority)
+        _put_delay(self, delay)
+        _put_ttr(self, ttr)
 
     def encode(self) -> bytes:
         body = self.body
@@ -152,6 +177,19 @@ class Put(Command):
             len(body),
             body,
         )
+
+
+def _slot_setter(cls: type[Command], name: str) -> Callable[[Command, object], None]:
+    """The slot's own setter: stores a field of a new command faster than
+    ``object.__setattr__`` (which has to look the descriptor up first)."""
+    setter: Callable[[Command, object], None] = cls.__dict__[name].__set__
+    return setter
+
+
+_put_body = _slot_setter(Put, "body")
+_put_priority = _slot_setter(Put, "priority")
+_put_delay = _slot_setter(Put, "delay")
+_put_ttr = _slot_setter(Put, "ttr")
 
 
 class _TubeCommand(Command):
@@ -211,6 +249,9 @@ class Reserve(Command):
     def __init__(self) -> None:
         pass
 
+    def encode(self) -> bytes:
+        return b"reserve\r\n"
+
 
 class ReserveWithTimeout(Command):
     """``reserve-with-timeout``: wait up to ``timeout`` whole seconds (0 = just look)."""
@@ -233,10 +274,15 @@ class _JobCommand(Command):
     id: int
 
     def __init__(self, id: int) -> None:  # noqa: A002 - the protocol's own name
-        _set(self, "id", v.job_id(id))
+        if type(id) is not int or not 0 < id <= _U64_MAX:
+            id = v.job_id(id)  # noqa: A001
+        _job_id(self, id)
 
     def encode(self) -> bytes:
         return b"%b %d\r\n" % (self.word, self.id)
+
+
+_job_id = _slot_setter(_JobCommand, "id")
 
 
 class ReserveJob(_JobCommand):

@@ -70,9 +70,11 @@ def body(value: object) -> bytes:
     """Accept a job body, which must already be ``bytes``."""
     if type(value) is not bytes:
         if isinstance(value, bytes):
-            return bytes(value)
+            return body(bytes(value))
         raise ArgumentTypeError(
             f"job body must be bytes, not {type(value).__name__}"
             " (give the client an encoding to send str)"
         )
+    if len(value) > U32_MAX:  # the protocol's size field is 32 bits
+        raise InvalidArgument(f"job body of {len(value)} bytes is over the protocol's limit")
     return value

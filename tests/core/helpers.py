@@ -76,7 +76,6 @@ U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1
 RESERVE_TIMEOUT_MAX = 2**31 - 1
 MAX_LINE = 224
-TUBE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-+/;.$_()"
 TUBE_200 = "t" * 200
 
 ClientItem = Event | Closed

@@ -21,6 +21,7 @@ from helpers import (
 )
 
 from jackstalk import _events as events_module
+from jackstalk import _validate as validate
 from jackstalk._commands import (
     ALL_COMMANDS,
     DEFAULT_PRIORITY,
@@ -396,6 +397,16 @@ def test_bytes_subclass_body_is_normalised() -> None:
 def test_body_may_hold_any_byte() -> None:
     body = bytes(range(256)) + b"\r\n" * 3
     assert Put(body, 1, 2, 3).encode() == b"put 1 2 3 %d\r\n%b\r\n" % (len(body), body)
+
+
+def test_validators_return_what_they_accept() -> None:
+    assert validate.body(b"x") == b"x"
+    assert validate.u32(7, "priority") == 7
+    assert validate.job_id(9) == 9
+    assert validate.tube_name("foo") == "foo"
+    assert validate.integer(3, "n", 0, 5) == 3
+    with pytest.raises(InvalidArgument, match="n must be between 0 and 5"):
+        validate.integer(6, "n", 0, 5)
 
 
 # ------------------------------------------------------------------ line lengths
