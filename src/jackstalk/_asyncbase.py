@@ -28,7 +28,8 @@ class AsyncTransport(AsyncCommands):
 
     _connected = False
     _ready = False
-    _reserving = False
+    _reserves = 0
+    """Reserves running or queued for the lock: a command issued now would wait behind them."""
     _lock: AbstractAsyncContextManager[object] | None = None
     _conn = Connection()
 
@@ -64,6 +65,8 @@ class AsyncTransport(AsyncCommands):
 
     async def connect(self) -> None:
         """Open the connection now (it otherwise opens on first use)."""
+        if self._connected:
+            return  # (also while a reserve waits on it: nothing to refuse)
         async with self._guard():
             if not self._connected:
                 await self._open()
@@ -106,7 +109,7 @@ class AsyncTransport(AsyncCommands):
     # ---------------------------------------------------------------- commands
 
     def _guard(self) -> AbstractAsyncContextManager[object]:
-        if self._reserving:
+        if self._reserves:
             raise ClientBusyError("a reserve is waiting on this connection; use another client")
         lock = self._lock
         if lock is None:
@@ -114,11 +117,16 @@ class AsyncTransport(AsyncCommands):
         return lock
 
     async def _execute(self, command: Command, /) -> Event:
-        async with self._guard():
-            if not self._connected:
-                await self._open()
-            self._reserving = command.waits
-            try:
+        guard = self._guard()
+        # From here on, a reserve counts as waiting, even while it queues for the lock:
+        # whatever is issued after it could only run once it is answered.
+        waits = command.waits
+        if waits:
+            self._reserves += 1
+        try:
+            async with guard:
+                if not self._connected:
+                    await self._open()
                 conn = self._conn
                 try:
                     await self._send(conn.send(command))
@@ -131,8 +139,9 @@ class AsyncTransport(AsyncCommands):
                 except BaseException as error:
                     self._fail(error)
                 return event  # type: ignore[return-value]
-            finally:
-                self._reserving = False
+        finally:
+            if waits:
+                self._reserves -= 1
 
     async def _execute_many(self, commands: list[Command], /) -> list[Event]:
         async with self._guard():

@@ -1,0 +1,173 @@
+"""Reconnecting: after ``close()``, after the server drops the connection, and never
+re-sending a command whose outcome is unknown. All three clients, real beanstalkd."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from clientkit import Peer, StandIn
+from conftest import ClientFactory, ClientView
+
+import jackstalk
+from jackstalk.testing import run_beanstalkd
+
+
+async def _set_up_tubes(client: ClientView) -> None:
+    assert await client.use("produce") == "produce"
+    assert await client.watch("work") == 2
+    assert await client.watch("more-work") == 3
+    assert await client.ignore("default") == 2
+
+
+async def _check_tubes(client: ClientView) -> None:
+    assert await client.using() == "produce"
+    assert sorted(await client.watching()) == ["more-work", "work"]
+
+
+async def test_reconnect_after_close_restores_tubes(
+    client: ClientView, clients: ClientFactory
+) -> None:
+    await _set_up_tubes(client)
+    await client.close()
+    await _check_tubes(client)
+    observer = clients()
+    stats = await observer.stats()
+    assert stats["total-connections"] == 3  # the client twice, and the observer
+    assert stats["current-connections"] == 2
+    # The restored state works: puts go to "produce", reserves come from the watched tubes.
+    job_id = await client.put("produced")
+    assert (await observer.stats_job(job_id))["tube"] == "produce"
+    worker = clients(use="work")
+    work_id = await worker.put("work")
+    job = await client.reserve(timeout=0)
+    assert job.id == work_id
+
+
+async def test_reconnect_after_close_keeps_later_changes(client: ClientView) -> None:
+    await _set_up_tubes(client)
+    await client.close()
+    await client.use("second")  # reconnects, restores, then changes the tube again
+    await client.ignore("work")
+    await client.close()
+    assert await client.using() == "second"
+    assert await client.watching() == ["more-work"]
+
+
+async def test_reconnect_after_the_server_restarts(clients: ClientFactory) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        host, port = listener.getsockname()[:2]
+        client = clients((host, port))
+        with run_beanstalkd(listener=listener):
+            await _set_up_tubes(client)
+            assert await client.put("stored on the first server") > 0
+        # The first server is gone, and its connection with it; a second one listens on the
+        # same port.
+        with run_beanstalkd(listener=listener):
+            with pytest.raises(jackstalk.ConnectionClosedError):
+                await client.put("outcome unknown")
+            await _check_tubes(client)
+            stats = await client.stats()
+            assert stats["cmd-put"] == 0  # the failed put was not sent again
+            assert stats["total-jobs"] == 0
+            assert (stats["cmd-use"], stats["cmd-watch"], stats["cmd-ignore"]) == (1, 2, 1)
+            assert stats["total-connections"] == 1
+            job_id = await client.put("stored on the second server")
+            assert (await client.stats_job(job_id))["tube"] == "produce"
+            await client.close()
+
+
+async def test_put_in_flight_is_not_resent(clients: ClientFactory) -> None:
+    seen: list[bytes] = []
+
+    def takes_the_put_and_hangs_up(peer: Peer) -> None:
+        seen.append(peer.put())  # the whole put arrives; the connection drops unanswered
+
+    with StandIn(takes_the_put_and_hangs_up) as standin:
+        client = clients(standin.address)
+        with pytest.raises(jackstalk.ConnectionClosedError):
+            await client.put("maybe stored")
+        standin.join()
+        assert seen == [b"maybe stored"]
+        # A real server takes over the port: the next call reconnects and works, and the
+        # put is not among what it was sent.
+        with run_beanstalkd(listener=standin.listener):
+            stats = await client.stats()
+            assert stats["cmd-put"] == 0
+            assert stats["total-connections"] == 1
+            assert await client.put("sent once") > 0
+            assert (await client.stats())["cmd-put"] == 1
+            await client.close()
+
+
+async def test_batch_cut_short_is_not_resent(clients: ClientFactory) -> None:
+    def takes_two_puts_and_hangs_up(peer: Peer) -> None:
+        peer.put()
+        peer.send(b"INSERTED 1\r\n")
+        peer.put()
+
+    with StandIn(takes_two_puts_and_hangs_up) as standin:
+        client = clients(standin.address)
+        with pytest.raises(jackstalk.ConnectionClosedError):
+            await client.put_many([b"one", b"two", b"three"])
+        standin.join()
+        with run_beanstalkd(listener=standin.listener):
+            assert (await client.stats())["cmd-put"] == 0
+            await client.close()
+
+
+async def test_restore_happens_before_the_first_command(clients: ClientFactory) -> None:
+    lines: list[bytes] = []
+
+    def records(peer: Peer) -> None:
+        for reply in (b"USING jobs", b"WATCHING 2", b"WATCHING 1", b"USING jobs"):
+            lines.append(peer.line())
+            peer.send(reply + b"\r\n")
+        peer.wait_closed()
+
+    with StandIn(records) as standin:
+        client = clients(standin.address, use="jobs", watch="work")
+        assert await client.using() == "jobs"
+        await client.close()
+    assert lines == [b"use jobs", b"watch work", b"ignore default", b"list-tube-used"]
+
+
+async def test_fractional_reserve_timeout_rounds_up(clients: ClientFactory) -> None:
+    lines: list[bytes] = []
+
+    def times_out(peer: Peer) -> None:
+        for _ in range(3):
+            lines.append(peer.line())
+            peer.send(b"TIMED_OUT\r\n")
+        peer.wait_closed()
+
+    with StandIn(times_out) as standin:
+        client = clients(standin.address)
+        assert await client.reserve(timeout=0.001) is None
+        assert await client.reserve(timeout=1.5) is None
+        assert await client.reserve(timeout=0) is None
+        await client.close()
+    assert lines == [
+        b"reserve-with-timeout 1",
+        b"reserve-with-timeout 2",
+        b"reserve-with-timeout 0",
+    ]
+
+
+async def test_protocol_error_drops_the_connection(clients: ClientFactory) -> None:
+    def answers_nonsense(peer: Peer) -> None:
+        peer.line()
+        peer.send(b"INSERTED 1\r\n")  # not a reply to list-tube-used
+        peer.wait_closed()
+
+    def answers_properly(peer: Peer) -> None:
+        assert peer.line() == b"list-tube-used"
+        peer.send(b"USING default\r\n")
+        peer.wait_closed()
+
+    with StandIn(answers_nonsense, answers_properly) as standin:
+        client = clients(standin.address)
+        with pytest.raises(jackstalk.ProtocolError):
+            await client.using()
+        assert await client.using() == "default"  # a new connection
+        await client.close()
