@@ -58,5 +58,9 @@ class AsyncClient(AsyncTransport):
                 pass  # already reset by the peer
         transport.abort()
 
+    def _stream_ended(self) -> bool:
+        # The event loop reads in the background, so an idle connection's end is seen here.
+        return self._reader.at_eof()
+
     def _make_lock(self) -> AbstractAsyncContextManager[object]:
         return asyncio.Lock()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, NoReturn
@@ -13,7 +14,7 @@ from jackstalk._commands import Command
 from jackstalk._connection import Connection
 from jackstalk._errors import ConnectionClosedError, JackstalkError
 from jackstalk._events import NEED_DATA, Closed, Event
-from jackstalk._pipeline import reply_wait, windows
+from jackstalk._pipeline import IDLE_CHECK, batch_wait, reply_wait, windows
 
 __all__ = ["Client"]
 
@@ -57,6 +58,8 @@ class Client(SyncCommands):
         self._conn = Connection(max_body=2**30)
         self._sock_timeout: float | None = -1.0
         self._ready = False
+        self._opening = False
+        self._used_at = 0.0
 
     # ------------------------------------------------------------------ connecting
 
@@ -85,8 +88,16 @@ class Client(SyncCommands):
         self._ready = False
         restore = self._restore_commands()
         if restore:
-            self._execute_many(restore)
+            self._opening = True
+            try:
+                self._check_restored(self._execute_many(restore))
+            except BaseException:
+                self.close()  # not ready: what this connection confirmed is not remembered
+                raise
+            finally:
+                self._opening = False
         self._ready = True
+        self._used_at = time.monotonic()
 
     def close(self) -> None:
         """Close the connection; reserved jobs go back to ready. The next call reconnects."""
@@ -119,12 +130,28 @@ class Client(SyncCommands):
             sock.settimeout(limit)
             self._sock_timeout = limit
 
-    def _execute(self, command: Command, /) -> Event:
+    def _live_socket(self) -> socket.socket:
+        """The connection's socket, (re)connecting first when there is none, or when an idle
+        connection was closed by the server while unused (safe: nothing was sent on it)."""
         sock = self._sock
+        if sock is not None and time.monotonic() - self._used_at > IDLE_CHECK:
+            try:
+                closed = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except BlockingIOError:
+                closed = False
+            except OSError:
+                closed = True
+            if closed:
+                self.close()
+                sock = None
         if sock is None:
             self._open()
             sock = self._sock
             assert sock is not None  # _open sets it or raises
+        return sock
+
+    def _execute(self, command: Command, /) -> Event:
+        sock = self._live_socket()
         conn = self._conn
         try:
             data = conn.send(command)
@@ -139,20 +166,19 @@ class Client(SyncCommands):
             self._fail(error)
         if type(event) is Closed:
             self._fail(ConnectionClosedError("server closed the connection"))
+        self._used_at = time.monotonic()
         return event  # type: ignore[return-value]
 
     def _execute_many(self, commands: list[Command], /) -> list[Event]:
-        sock = self._sock
-        if sock is None:
-            self._open()
-            sock = self._sock
-            assert sock is not None
+        sock = self._sock if self._opening else self._live_socket()
+        assert sock is not None
         conn = self._conn
         events: list[Event] = []
         try:
-            if self._sock_timeout != self.timeout:
-                sock.settimeout(self.timeout)
-                self._sock_timeout = self.timeout
+            limit = batch_wait(commands, self.timeout)
+            if self._sock_timeout != limit:
+                sock.settimeout(limit)
+                self._sock_timeout = limit
             in_flight = 0
             for window in windows(commands):
                 sock.sendall(b"".join([conn.send(command) for command in window]))
@@ -163,6 +189,7 @@ class Client(SyncCommands):
             self._read(events, in_flight)
         except BaseException as error:
             self._fail(error)
+        self._used_at = time.monotonic()
         return events
 
     def _read(self, events: list[Event], count: int) -> None:

@@ -55,6 +55,12 @@ class AsyncTransport(AsyncCommands):
         """A FIFO lock of the event loop library."""
         raise NotImplementedError
 
+    def _stream_ended(self) -> bool:
+        """True when the library already saw the server close the stream (checked, without
+        I/O, before a command is sent: such a connection is replaced, since nothing was
+        sent on it, nothing can be lost or done twice)."""
+        return False
+
     def _map_error(self, error: BaseException) -> BaseException:
         """The library's own closed-stream errors as :class:`ConnectionClosedError`."""
         if isinstance(error, OSError) and not isinstance(error, JackstalkError | TimeoutError):
@@ -78,7 +84,11 @@ class AsyncTransport(AsyncCommands):
         self._ready = False
         restore = self._restore_commands()
         if restore:
-            await self._send_many(restore)
+            try:
+                self._check_restored(await self._send_many(restore))
+            except BaseException:
+                self._drop()  # not ready: what this connection confirmed is not remembered
+                raise
         self._ready = True
 
     async def close(self) -> None:
@@ -125,7 +135,8 @@ class AsyncTransport(AsyncCommands):
             self._reserves += 1
         try:
             async with guard:
-                if not self._connected:
+                if not self._connected or self._stream_ended():
+                    self._drop()
                     await self._open()
                 conn = self._conn
                 try:
@@ -145,7 +156,8 @@ class AsyncTransport(AsyncCommands):
 
     async def _execute_many(self, commands: list[Command], /) -> list[Event]:
         async with self._guard():
-            if not self._connected:
+            if not self._connected or self._stream_ended():
+                self._drop()
                 await self._open()
             return await self._send_many(commands)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from . import _commands as c
+from . import _events as e
 from . import _validate as v
 from ._errors import ArgumentTypeError, CommandError, InvalidArgument, JackstalkError
 
@@ -223,6 +224,14 @@ class ClientBase:
         if "default" not in self._watch:
             commands.append(c.Ignore("default"))
         return commands
+
+    def _check_restored(self, events: Sequence[e.Event]) -> None:
+        """Raise if the server refused a command of :meth:`_restore_commands`."""
+        for event in events:
+            if not isinstance(event, e.Using | e.Watching):
+                from ._ops import error_for
+
+                raise error_for(event)
 
     # -- conversions
 

@@ -9,7 +9,12 @@ from collections.abc import Iterator, Sequence
 
 from . import _commands as c
 
-__all__ = ["WINDOW_BYTES", "WINDOW_COMMANDS", "reply_wait", "windows"]
+__all__ = ["IDLE_CHECK", "WINDOW_BYTES", "WINDOW_COMMANDS", "batch_wait", "reply_wait", "windows"]
+
+IDLE_CHECK = 1.0
+"""Seconds a connection may sit unused before a transport checks, before it sends, whether
+the server closed it meanwhile (a restart, an idle timeout in a proxy). Such a connection is
+replaced silently: nothing was sent on it, so nothing can be lost or done twice."""
 
 WINDOW_COMMANDS = 256
 """Most commands a batch sends before it reads replies again."""
@@ -30,6 +35,20 @@ def reply_wait(command: c.Command, timeout: float | None) -> float | None:
     if timeout is not None and type(command) is c.ReserveWithTimeout:
         return timeout + command.timeout
     return timeout
+
+
+def batch_wait(commands: Sequence[c.Command], timeout: float | None) -> float | None:
+    """How long a transport may wait for each reply of a pipelined batch: the longest
+    :func:`reply_wait` of its commands."""
+    longest: float | None = timeout
+    for command in commands:
+        if command.waits:
+            wait = reply_wait(command, timeout)
+            if wait is None:
+                return None
+            if longest is None or wait > longest:
+                longest = wait
+    return longest
 
 
 def windows(commands: Sequence[c.Command]) -> Iterator[Sequence[c.Command]]:

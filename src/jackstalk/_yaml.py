@@ -125,7 +125,6 @@ _UINT_FIELDS = (
     "age",
     "delay",
     "ttr",
-    "time-left",
     "file",
     "reserves",
     "timeouts",
@@ -142,7 +141,10 @@ _STR_FIELDS = ("name", "tube", "state", "version", "id", "hostname", "os", "plat
 
 _CONVERTERS: dict[str, _Converter] = {
     **dict.fromkeys(_UINT_FIELDS, _to_uint),
+    # Signed: beanstalkd 1.12 can report a negative time-left for a reserved job whose
+    # time-to-run ran out while its connection sat idle (seen on the wire).
     "pause-time-left": _to_int,
+    "time-left": _to_int,
     "rusage-utime": _to_float,
     "rusage-stime": _to_float,
     "draining": _to_bool,
@@ -154,6 +156,9 @@ _CONVERTERS: dict[str, _Converter] = {
 _FIELDS: dict[bytes, tuple[str, _Converter]] = {
     key.encode("ascii"): (key, conv) for key, conv in _CONVERTERS.items()
 }
+
+# The unsigned-integer fields (most of every document) alone: raw key -> str key.
+_UINT_KEYS: dict[bytes, str] = {key.encode("ascii"): key for key in _UINT_FIELDS}
 
 
 def _body_lines(data: bytes, what: str) -> list[bytes]:
@@ -187,20 +192,22 @@ def parse_stats(data: bytes) -> dict[str, int | float | bool | str]:
     lines = _body_lines(data, "stats")
     out: dict[str, _Value] = {}
     get_field = _FIELDS.get
-    to_uint = _to_uint
+    get_uint = _UINT_KEYS.get
+    isdigit = bytes.isdigit
     key = sep = raw = b""
     try:
         # map(bytes.partition, ...) splits every line at its first ": " without a Python-level
         # method call per line; it is measurably faster than line.partition in the loop.
         for key, sep, raw in map(bytes.partition, lines, repeat(b": ")):
+            # Fast path for the common case, an unquoted unsigned integer of a known field
+            # (same rule as _to_uint; anything else takes the general path below).
+            uint_name = get_uint(key)
+            if uint_name is not None and isdigit(raw):
+                out[uint_name] = int(raw)
+                continue
             spec = get_field(key)
             if spec is not None:
                 name, conv = spec
-                # Fast path for the common case, an unquoted unsigned integer (same rule as
-                # _to_uint; anything else takes the general path below).
-                if conv is to_uint and raw.isdigit():
-                    out[name] = int(raw)
-                    continue
             if not sep:
                 raise ValueError("no ': ' separator")
             value = _unquote(raw)
