@@ -245,6 +245,10 @@ def run_page(page: Page, address: tuple[str, int] | str) -> str | None:
     module.__file__ = str(page.path)
     namespace = module.__dict__
     namespace["ADDRESS"] = address
+    # Collect what earlier tests left behind first, so only this page's leaks count below.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
     # Registered so that classes defined in examples pickle and dataclasses resolve.
     sys.modules[module_name] = module
     failure: str | None = None
