@@ -25,6 +25,13 @@ def tests(session: nox.Session) -> None:
 
 
 @nox.session
+def interop(session: nox.Session) -> None:
+    """Other Python clients (greenstalk, pystalk) against the embedded server."""
+    session.install(".[trio]", "pytest>=8", "greenstalk", "pystalk")
+    session.run("python", "-m", "pytest", "tests/interop", *session.posargs)
+
+
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the installed package, the tests and this file."""
     session.install(".[trio]", *GROUPS["typecheck"])
@@ -38,3 +45,29 @@ def lint(session: nox.Session) -> None:
     session.install(*GROUPS["lint"])
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark jackstalk against the other Python clients (never part of `nox`).
+
+    Installs the competitors at the versions the published figures were measured with, runs
+    tests/bench/bench_clients.py (posargs are passed through, e.g. `-- --repeat 7`) and
+    regenerates docs/performance.md (`-- --no-docs` leaves it alone).
+    """
+    session.install(
+        ".[trio]",
+        "greenstalk==2.1.1",
+        "pystalk==0.9.1",
+        "aiostalk==1.3.1",
+        "beanstalkc3==0.4.0",  # the Python 3 beanstalkc; works on 3.11 with a safe YAML loader
+        "PyYAML>=6",
+    )
+    command = ["nox", "-s", "bench", *(["--", *session.posargs] if session.posargs else [])]
+    session.run(
+        "python",
+        "tests/bench/bench_clients.py",
+        "--write-docs",
+        *session.posargs,
+        env={"JACKSTALK_BENCH_COMMAND": " ".join(command)},
+    )

@@ -49,10 +49,19 @@ def beanstalkd_unix(tmp_path: Any) -> Iterator[BeanstalkdServer]:
         yield server
 
 
-@pytest.fixture
-def address(beanstalkd: BeanstalkdServer) -> tuple[str, int] | str:
-    """The address of the server the client tests run against."""
-    return beanstalkd.address
+@pytest.fixture(params=["real", "embedded"])
+def address(request: pytest.FixtureRequest) -> Iterator[tuple[str, int] | str]:
+    """The address of the server the client tests run against: the real beanstalkd, and
+    jackstalk's embedded server (each test runs on both)."""
+    if request.param == "real":
+        _require_beanstalkd()
+        with run_beanstalkd() as server:
+            yield server.address
+    else:
+        from jackstalk.testing import embedded_server
+
+        with embedded_server() as embedded:
+            yield embedded.address
 
 
 # --------------------------------------------------------------------- clients

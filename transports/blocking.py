@@ -136,7 +136,11 @@ class Client(SyncCommands):
         sock = self._sock
         if sock is not None and time.monotonic() - self._used_at > IDLE_CHECK:
             try:
-                closed = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                # With a timeout set, socket.recv first waits (up to the timeout) for data,
+                # whatever the flags: make the peek non-blocking; _wait restores the timeout.
+                sock.settimeout(0.0)
+                self._sock_timeout = 0.0
+                closed = sock.recv(1, socket.MSG_PEEK) == b""
             except BlockingIOError:
                 closed = False
             except OSError:

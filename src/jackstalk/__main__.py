@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ._cli import add_commands, run
+from ._servecli import add_server_commands
 
 __all__ = ["main"]
 
@@ -27,7 +28,7 @@ def _example(args: argparse.Namespace) -> int:
         print(f"client sends   {wire!r}")
         server.receive_data(wire)
         received = server.next_event()
-        reply = replies[type(received)]  # type: ignore[index]
+        reply = replies[type(received)]
         answer = server.send(reply)
         print(f"server answers {answer!r}")
         client.receive_data(answer)
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     example = commands.add_parser("example", help="a sans-IO round trip through the core")
     example.set_defaults(handler=_example)
     add_commands(commands)
+    add_server_commands(commands)
     return parser
 
 

@@ -127,6 +127,8 @@ def _rebuild(cls: type[Command], fields: tuple[object, ...]) -> Command:
     for name, value in zip(cls._field_names, fields, strict=True):
         _set(command, name, value)
     return command
+
+
 _U32_MAX = v.U32_MAX
 _U64_MAX = v.U64_MAX
 

@@ -10,6 +10,7 @@ the connection unusable, so a desynchronised stream can never go unnoticed.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import deque
 from collections.abc import Callable
@@ -87,7 +88,9 @@ def _event_factory(cls: type[e.Event], *names: str) -> bool:
     and nothing run at construction beyond storing them, so the parser may build it by
     setting its slots directly (its generated ``__init__`` stores each field through the
     slower ``object.__setattr__``); otherwise the parser calls the class as usual."""
-    fields = tuple(getattr(cls, "__dataclass_fields__", {}))
+    if getattr(cls, "__dataclass_fields__", None) is None:
+        return False  # pragma: no cover - only if events change
+    fields = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
     return (
         fields == names
         and not hasattr(cls, "__post_init__")
@@ -208,6 +211,12 @@ class Connection:
             self._raise_unusable()
         if not isinstance(command, _Command):
             raise v.ArgumentTypeError(f"expected a Command, not {type(command).__name__}")
+        if self._buf and not self._pending:
+            # Bytes after the last reply (transports stop reading once a reply is in): a
+            # reply to no command, which would otherwise be taken for this command's.
+            raise self._fail(
+                ProtocolError(f"unsolicited data from server: {bytes(self._buf[:64])!r}")
+            )
         if type(command) is _Quit:
             self._state = ConnectionState.CLOSING
         else:
@@ -306,10 +315,43 @@ class Connection:
                     del buf[: end + 2]
                     pending.popleft()
                     if _FAST_INSERTED:
-                        event = _new(_Inserted)
-                        _set_inserted_id(event, job_id)
-                        return event
+                        inserted = _new(_Inserted)
+                        _set_inserted_id(inserted, job_id)
+                        return inserted
                     return _Inserted(job_id)  # pragma: no cover - only if events change
+        elif word == b"RESERVED" and _FAST_RESERVED:
+            # The commonest reply with a body, parsed inline when it has fully arrived and
+            # is well-formed; anything else takes the general path below, which checks it
+            # from the start (nothing has been consumed yet) and reports what is wrong.
+            id_field = fields[1]
+            size_field = fields[2]
+            if (
+                id_field.isdigit()
+                and size_field.isdigit()
+                and len(id_field) <= 20
+                and len(size_field) <= 20
+            ):
+                job_id = int(id_field)
+                size = int(size_field)
+                start = end + 2
+                stop = start + size
+                if (
+                    0 < job_id <= _U64_MAX
+                    and size <= self._max_body
+                    and len(buf) >= stop + 2
+                    and buf.startswith(b"\r\n", stop)
+                ):
+                    if size <= 4096:
+                        body = bytes(buf[start:stop])
+                    else:  # one copy, not two
+                        with memoryview(buf) as view:
+                            body = bytes(view[start:stop])
+                    del buf[: stop + 2]
+                    pending.popleft()
+                    reserved = _new(_Reserved)
+                    _set_reserved_id(reserved, job_id)
+                    _set_reserved_body(reserved, body)
+                    return reserved
         try:
             if word == b"RESERVED" or word == b"FOUND" or word == b"OK":
                 return self._start_body(word, fields, end + 2)
@@ -367,10 +409,10 @@ class Connection:
         word = self._body_word
         if word == b"RESERVED":
             if _FAST_RESERVED:
-                event = _new(_Reserved)
-                _set_reserved_id(event, self._body_id)
-                _set_reserved_body(event, body)
-                return event
+                reserved = _new(_Reserved)
+                _set_reserved_id(reserved, self._body_id)
+                _set_reserved_body(reserved, body)
+                return reserved
             return _Reserved(self._body_id, body)  # pragma: no cover - only if events change
         if word == b"OK":
             return e.Ok(body)

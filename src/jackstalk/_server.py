@@ -160,6 +160,26 @@ class ServerConnection:
         return len(self._buf) - self._pos
 
     @property
+    def pending_put(self) -> tuple[int, int, int, int] | None:
+        """``(priority, delay, ttr, size)`` of a put whose line parsed and whose body has
+        not all arrived yet, else None. beanstalkd creates the job (and counts the put)
+        as soon as the line parses, so the embedded server needs to know."""
+        if self._put is None:
+            return None
+        return (*self._put, self._body)
+
+    @property
+    def skipping(self) -> bool:
+        """True while the body of a put over ``max_job_size`` is being thrown away (its
+        ``JOB_TOO_BIG`` comes once it has all arrived; beanstalkd counted the put already)."""
+        return self._skip > 0
+
+    @property
+    def idle(self) -> bool:
+        """True when every byte received so far has been parsed and nothing is pending."""
+        return self._pos == len(self._buf) and not (self._put or self._skip or self._endline)
+
+    @property
     def eof(self) -> bool:
         """True once the client has closed its end of the stream."""
         return self._eof
@@ -175,7 +195,7 @@ class ServerConnection:
         """Return the bytes of ``reply``."""
         return reply.encode()
 
-    def next_event(self) -> _Result:
+    def next_event(self) -> c.Command | Rejected | e.Closed | e.NeedDataType:
         """Return the next command (or rejected line) the client sent."""
         buf = self._buf
         while True:
@@ -235,7 +255,7 @@ class ServerConnection:
     def _dispatch(self, line: bytes) -> _Result:
         if b"\x00" in line:  # beanstalkd checks for NUL before it looks at the command
             return Rejected(e.BadFormat())
-        for prefix, parse in _TABLE:  # noqa: B007 - the match is used below
+        for prefix, parse in _BY_FIRST_BYTE.get(line[:1], ()):  # noqa: B007 - used below
             if line.startswith(prefix):
                 break
         else:
@@ -390,6 +410,12 @@ _TABLE: list[tuple[bytes, _Parser]] = [
     (b"quit", _quit),
     (b"pause-tube", _pause_tube),
 ]
+
+# The same table split by first byte (keeping its order), so a line is tried only against
+# the prefixes that can match it.
+_BY_FIRST_BYTE: dict[bytes, list[tuple[bytes, _Parser]]] = {}
+for _entry in _TABLE:
+    _BY_FIRST_BYTE.setdefault(_entry[0][:1], []).append(_entry)
 
 _KIND: dict[bytes, type[c.Command]] = {
     b"put ": c.Put,

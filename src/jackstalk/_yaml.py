@@ -15,8 +15,10 @@ not break the client.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection, Iterable
 from itertools import repeat
+from operator import itemgetter
 from typing import TypeAlias
 
 from ._errors import InvalidArgument, ProtocolError
@@ -180,6 +182,84 @@ def _unquote(raw: bytes) -> bytes:
     return raw
 
 
+class _Shape:
+    """A document layout seen before (its keys, in order), compiled into one regular
+    expression that checks the whole body and captures every value in a single C call.
+
+    Unsigned-integer fields only match ASCII digits (the rule of ``_to_uint``), every
+    other value is the rest of its line (what ``partition(b": ")`` would give, as no key
+    contains ``": "``). A body that does not match falls back to the general parser.
+    """
+
+    __slots__ = ("names", "others", "pattern", "uint_getter", "uint_names")
+
+    def __init__(self, keys: tuple[bytes, ...]) -> None:
+        parts = [re.escape(_HEADER)]
+        names: list[str] = []
+        uint_names: list[str] = []
+        uint_positions: list[int] = []
+        others: list[tuple[str, _Converter, int]] = []
+        for index, key in enumerate(keys):
+            spec = _FIELDS.get(key)
+            name, conv = (key.decode("utf-8", "surrogateescape"), _to_str) if spec is None else spec
+            names.append(name)
+            if conv is _to_uint:
+                uint_names.append(name)
+                uint_positions.append(index)
+                parts.append(re.escape(key + b": ") + b"([0-9]+)\n")
+            else:
+                others.append((name, conv, index))
+                parts.append(re.escape(key + b": ") + b"([^\n]*)\n")
+        self.pattern = re.compile(b"".join(parts))
+        self.names = tuple(names)
+        self.uint_names = tuple(uint_names)
+        self.uint_getter = _getter(tuple(uint_positions))
+        self.others = tuple(others)
+
+    def parse(self, data: bytes) -> dict[str, _Value] | None:
+        match = self.pattern.fullmatch(data)
+        if match is None:
+            return None
+        values = match.groups()
+        out: dict[str, _Value] = dict(zip(self.names, values, strict=True))  # type: ignore[arg-type]
+        try:
+            out.update(zip(self.uint_names, map(int, self.uint_getter(values)), strict=True))
+            for name, conv, index in self.others:
+                out[name] = conv(_unquote(values[index]))
+        except ValueError:
+            return None  # the general parser reports it
+        return out
+
+
+def _getter(positions: tuple[int, ...]) -> Callable[[tuple[bytes, ...]], tuple[bytes, ...]]:
+    """``itemgetter`` that always returns a tuple (it returns a bare item for one index)."""
+    if len(positions) > 1:
+        return itemgetter(*positions)
+    return lambda values: tuple(values[i] for i in positions)
+
+
+_SHAPES: dict[tuple[bytes, ...], _Shape] = {}
+_SHAPES_MAX = 8
+"""A server sends a handful of layouts (stats, stats-tube, stats-job) again and again."""
+_SEEN: set[tuple[bytes, ...]] = set()
+
+
+def _learn_shape(lines: list[bytes]) -> None:
+    """Compile a layout the second time it parses cleanly (compiling costs about as much
+    as a hundred parses, so a one-off layout is never compiled)."""
+    keys = tuple(line.partition(b": ")[0] for line in lines)
+    if keys in _SHAPES:
+        return
+    if keys not in _SEEN:
+        if len(_SEEN) >= 4 * _SHAPES_MAX:
+            _SEEN.clear()
+        _SEEN.add(keys)
+        return
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.pop(next(iter(_SHAPES)))
+    _SHAPES[keys] = _Shape(keys)
+
+
 def parse_stats(data: bytes) -> dict[str, int | float | bool | str]:
     """Parse a ``stats``, ``stats-tube`` or ``stats-job`` body into a typed dict.
 
@@ -189,6 +269,18 @@ def parse_stats(data: bytes) -> dict[str, int | float | bool | str]:
     """
     if type(data) is not bytes:
         data = bytes(data)  # a bytearray/memoryview slice: keys must be hashable
+    for shape in tuple(_SHAPES.values()):
+        fast = shape.parse(data)
+        if fast is not None:
+            _stats_job_id(fast)
+            return fast
+    out = _parse_stats_general(data)
+    _stats_job_id(out)
+    return out
+
+
+def _parse_stats_general(data: bytes) -> dict[str, _Value]:
+    """Line by line, with precise errors; a layout parsed cleanly is learnt for next time."""
     lines = _body_lines(data, "stats")
     out: dict[str, _Value] = {}
     get_field = _FIELDS.get
@@ -223,6 +315,11 @@ def parse_stats(data: bytes) -> dict[str, int | float | bool | str]:
         raise ProtocolError(f"malformed stats line {key + sep + raw!r}: {exc}") from exc
     if len(out) != len(lines):
         raise ProtocolError(f"duplicate key in stats reply: {_first_duplicate(lines)!r}")
+    _learn_shape(lines)
+    return out
+
+
+def _stats_job_id(out: dict[str, _Value]) -> None:
     # The ``id`` rule (see _STR_FIELDS): a ``tube`` key marks a stats-job body, whose ``id``
     # is the job id (u64); anywhere else ``id`` is the server's hex id and stays str.
     if "tube" in out:
@@ -232,7 +329,6 @@ def parse_stats(data: bytes) -> dict[str, int | float | bool | str]:
                 out["id"] = _to_uint(job_id.encode("utf-8", "surrogateescape"))
             except ValueError as exc:
                 raise ProtocolError(f"malformed stats-job id {job_id!r}: {exc}") from exc
-    return out
 
 
 def _first_duplicate(lines: list[bytes]) -> bytes:
