@@ -17,9 +17,7 @@ def tests(session: nox.Session) -> None:
     """Install the project (not editable, so packaging is tested too) and run the suite."""
     session.install(".[trio]", *GROUPS["test"])
     session.run("coverage", "erase")
-    session.run(
-        "python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs
-    )
+    session.run("python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", "--quiet")
     session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}")
 
