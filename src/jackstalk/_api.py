@@ -41,6 +41,9 @@ def _describe(target: Any, op: Callable[..., Any]) -> None:
 
 
 class _Binder(Generic[P, T]):
+    _executor = "_execute"
+    """The transport method that runs what the operation built."""
+
     def __init__(self, op: Callable[Concatenate[Any, P], Any]) -> None:
         self.op = op
         self.name = op.__name__
@@ -48,9 +51,6 @@ class _Binder(Generic[P, T]):
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
         self.name = name
-
-    def _bind(self, obj: Any) -> Callable[P, Any]:
-        raise NotImplementedError
 
     def _cache(self, obj: Any, method: Any) -> Any:
         _describe(method, self.op)
@@ -74,11 +74,11 @@ class sync_method(_Binder[P, T]):
         if obj is None:
             return self
         op = self.op
-        execute = obj._execute  # type: ignore[attr-defined]
+        execute = getattr(obj, self._executor)
 
         def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            command, convert = op(obj, *args, **kwargs)
-            return convert(obj, execute(command))  # type: ignore[no-any-return]
+            work, convert = op(obj, *args, **kwargs)
+            return convert(obj, execute(work))  # type: ignore[no-any-return]
 
         return self._cache(obj, method)
 
@@ -97,59 +97,31 @@ class async_method(_Binder[P, T]):
         if obj is None:
             return self
         op = self.op
-        execute = obj._execute  # type: ignore[attr-defined]
+        execute = getattr(obj, self._executor)
 
         async def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            command, convert = op(obj, *args, **kwargs)
-            return convert(obj, await execute(command))  # type: ignore[no-any-return]
+            work, convert = op(obj, *args, **kwargs)
+            return convert(obj, await execute(work))  # type: ignore[no-any-return]
 
         return self._cache(obj, method)
 
 
-class sync_batch(_Binder[P, T]):
-    """Bind a batch operation as a blocking method."""
+class sync_batch(sync_method[P, T]):
+    """Bind a batch operation (a list of commands, pipelined) as a blocking method."""
+
+    _executor = "_execute_many"
 
     def __init__(self, op: Callable[Concatenate[Any, P], Batch[T]]) -> None:
-        super().__init__(op)
-
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> sync_batch[P, T]: ...
-    @overload
-    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, T]: ...
-    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        op = self.op
-        execute = obj._execute_many  # type: ignore[attr-defined]
-
-        def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            commands, convert = op(obj, *args, **kwargs)
-            return convert(obj, execute(commands))  # type: ignore[no-any-return]
-
-        return self._cache(obj, method)
+        _Binder.__init__(self, op)
 
 
-class async_batch(_Binder[P, T]):
-    """Bind a batch operation as an async method."""
+class async_batch(async_method[P, T]):
+    """Bind a batch operation (a list of commands, pipelined) as an async method."""
+
+    _executor = "_execute_many"
 
     def __init__(self, op: Callable[Concatenate[Any, P], Batch[T]]) -> None:
-        super().__init__(op)
-
-    @overload
-    def __get__(self, obj: None, owner: type[Any]) -> async_batch[P, T]: ...
-    @overload
-    def __get__(self, obj: object, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
-    def __get__(self, obj: object | None, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        op = self.op
-        execute = obj._execute_many  # type: ignore[attr-defined]
-
-        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            commands, convert = op(obj, *args, **kwargs)
-            return convert(obj, await execute(commands))  # type: ignore[no-any-return]
-
-        return self._cache(obj, method)
+        _Binder.__init__(self, op)
 
 
 J = TypeVar("J")
