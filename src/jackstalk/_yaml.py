@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Collection, Iterable
 from itertools import repeat
-from operator import itemgetter
+from operator import call
 from typing import TypeAlias
 
 from ._errors import InvalidArgument, ProtocolError
@@ -186,56 +186,53 @@ class _Shape:
     """A document layout seen before (its keys, in order), compiled into one regular
     expression that checks the whole body and captures every value in a single C call.
 
-    Unsigned-integer fields only match ASCII digits (the rule of ``_to_uint``), every
-    other value is the rest of its line (what ``partition(b": ")`` would give, as no key
-    contains ``": "``). A body that does not match falls back to the general parser.
+    Unsigned-integer fields only match ASCII digits (the rule of ``_to_uint``), so ``int``
+    converts them directly; every other value is the rest of its line (what
+    ``partition(b": ")`` would give, as no key contains ``": "``) and goes through its
+    converter after unquoting. A body that does not match falls back to the general parser.
     """
 
-    __slots__ = ("names", "others", "pattern", "uint_getter", "uint_names")
+    __slots__ = ("converters", "names", "pattern")
 
     def __init__(self, keys: tuple[bytes, ...]) -> None:
         parts = [re.escape(_HEADER)]
         names: list[str] = []
-        uint_names: list[str] = []
-        uint_positions: list[int] = []
-        others: list[tuple[str, _Converter, int]] = []
-        for index, key in enumerate(keys):
+        converters: list[_Converter] = []
+        for key in keys:
             spec = _FIELDS.get(key)
             name, conv = (key.decode("utf-8", "surrogateescape"), _to_str) if spec is None else spec
             names.append(name)
             if conv is _to_uint:
-                uint_names.append(name)
-                uint_positions.append(index)
+                converters.append(int)
                 parts.append(re.escape(key + b": ") + b"([0-9]+)\n")
             else:
-                others.append((name, conv, index))
+                converters.append(_UNQUOTED.get(conv) or _unquoted(conv))
                 parts.append(re.escape(key + b": ") + b"([^\n]*)\n")
         self.pattern = re.compile(b"".join(parts))
         self.names = tuple(names)
-        self.uint_names = tuple(uint_names)
-        self.uint_getter = _getter(tuple(uint_positions))
-        self.others = tuple(others)
+        self.converters = tuple(converters)
 
     def parse(self, data: bytes) -> dict[str, _Value] | None:
         match = self.pattern.fullmatch(data)
         if match is None:
             return None
-        values = match.groups()
-        out: dict[str, _Value] = dict(zip(self.names, values, strict=True))  # type: ignore[arg-type]
         try:
-            out.update(zip(self.uint_names, map(int, self.uint_getter(values)), strict=True))
-            for name, conv, index in self.others:
-                out[name] = conv(_unquote(values[index]))
+            # One C-level pass: each value through its converter, in document order.
+            return dict(zip(self.names, map(call, self.converters, match.groups()), strict=True))
         except ValueError:
             return None  # the general parser reports it
-        return out
 
 
-def _getter(positions: tuple[int, ...]) -> Callable[[tuple[bytes, ...]], tuple[bytes, ...]]:
-    """``itemgetter`` that always returns a tuple (it returns a bare item for one index)."""
-    if len(positions) > 1:
-        return itemgetter(*positions)
-    return lambda values: tuple(values[i] for i in positions)
+def _unquoted(conv: _Converter) -> _Converter:
+    def convert(raw: bytes) -> _Value:
+        return conv(_unquote(raw))
+
+    return convert
+
+
+_UNQUOTED: dict[_Converter, _Converter] = {
+    conv: _unquoted(conv) for conv in (_to_int, _to_float, _to_bool, _to_str)
+}
 
 
 _SHAPES: dict[tuple[bytes, ...], _Shape] = {}

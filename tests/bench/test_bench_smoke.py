@@ -1,0 +1,46 @@
+"""Smoke test of the client benchmark: a --quick run of tests/bench/bench_clients.py.
+
+The competitors (greenstalk, pystalk, aiostalk, beanstalkc) are not installed in the test
+environment; the script skips them, so this checks jackstalk's rows and the raw references.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from jackstalk.testing import beanstalkd_available
+
+SCRIPT = Path(__file__).with_name("bench_clients.py")
+
+
+def test_quick_benchmark_run_writes_jackstalk_and_raw_rows(tmp_path: Path) -> None:
+    if not beanstalkd_available():
+        if os.environ.get("CI"):
+            pytest.fail("beanstalkd is not installed, and CI must run the real-server tests")
+        pytest.skip("beanstalkd is not on PATH")
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--no-docs", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    clients = {row["client"] for scenario in result["scenarios"] for row in scenario["rows"]}
+    assert {"jackstalk", "jackstalk-asyncio", "jackstalk-trio"} <= clients
+    assert {"raw-sequential", "raw-pipelined", "raw-asyncio", "raw-trio", "raw-worker"} <= clients
+    for scenario in result["scenarios"]:
+        for row in scenario["rows"]:
+            assert row["median"] > 0, (scenario["key"], row["client"])
+    assert result["memory"], "the memory checks ran"
+    assert result["targets"], "the targets were evaluated"
+    assert not (tmp_path / "docs").exists()
