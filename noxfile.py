@@ -46,6 +46,20 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def soak(session: nox.Session) -> None:
+    """The long no-job-lost soak through the fault proxy (never part of `nox`).
+
+    Runs tests/reliability/soak.py against a private beanstalkd: producers and consumers of
+    all three clients, connections dropped, reset, stalled, split and delayed, consumers
+    killed mid-job; prints jobs, faults injected, duplicates and lost, and fails if a job
+    was lost or left behind. posargs replace the default `--seconds 300`, e.g.
+    `nox -s soak -- --seconds 600 --seed 3`. docs/reliability.md has the figures.
+    """
+    session.install(".[trio]")
+    session.run("python", "tests/reliability/soak.py", *(session.posargs or ["--seconds", "300"]))
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmark jackstalk against the other Python clients (never part of `nox`).
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from contextlib import AbstractAsyncContextManager
 
 from jackstalk._asyncbase import AsyncTransport
+from jackstalk._errors import ConnectionClosedError
 
 __all__ = ["AsyncClient"]
 
 _READ = 65536
+_LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
 
 
 class AsyncClient(AsyncTransport):
@@ -35,6 +38,17 @@ class AsyncClient(AsyncTransport):
             sock = self._writer.get_extra_info("socket")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.ssl is not None:
+                await self._handshake(self.ssl, address[0])
+
+    async def _handshake(self, context: ssl.SSLContext, host: str) -> None:
+        try:  # the certificate is checked against the host
+            await self._writer.start_tls(context, server_hostname=host)
+        except BaseException as error:
+            self._writer.transport.abort()
+            if isinstance(error, _LOST_IN_HANDSHAKE):
+                raise ConnectionClosedError(f"lost in the TLS handshake: {error}") from error
+            raise  # a certificate that does not verify: ssl.SSLCertVerificationError
 
     async def _send(self, data: bytes) -> None:
         writer = self._writer

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from jackstalk._api import SyncCommands
 from jackstalk._client import Address
@@ -15,10 +16,15 @@ from jackstalk._connection import Connection
 from jackstalk._errors import ConnectionClosedError, JackstalkError
 from jackstalk._events import NEED_DATA, Closed, Event
 from jackstalk._pipeline import IDLE_CHECK, batch_wait, reply_wait, windows
+from jackstalk._validate import seconds
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 __all__ = ["Client"]
 
 _READ = 65536
+_LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
 
 
 class Client(SyncCommands):
@@ -43,6 +49,7 @@ class Client(SyncCommands):
         max_job_size: int = 65535,
         timeout: float | None = 30.0,
         connect_timeout: float | None = 10.0,
+        ssl: SSLContext | None = None,
     ) -> None:
         super().__init__(
             address,
@@ -51,9 +58,10 @@ class Client(SyncCommands):
             watch=watch,
             parse_yaml=parse_yaml,
             max_job_size=max_job_size,
+            ssl=ssl,
         )
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
+        self.timeout = seconds(timeout, "timeout")
+        self.connect_timeout = seconds(connect_timeout, "connect_timeout")
         self._sock: socket.socket | None = None
         self._conn = Connection(max_body=2**30)
         self._sock_timeout: float | None = -1.0
@@ -82,6 +90,16 @@ class Client(SyncCommands):
             sock = socket.create_connection(address, timeout=self.connect_timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.ssl is not None:
+                try:  # the handshake runs here, within connect_timeout
+                    sock = self.ssl.wrap_socket(sock, server_hostname=address[0])
+                except BaseException as error:
+                    sock.close()
+                    if isinstance(error, _LOST_IN_HANDSHAKE):
+                        raise ConnectionClosedError(
+                            f"lost in the TLS handshake: {error}"
+                        ) from error
+                    raise  # a certificate that does not verify: ssl.SSLCertVerificationError
         self._sock = sock
         self._sock_timeout = -1.0
         self._conn = Connection(max_body=2**30)
@@ -140,7 +158,8 @@ class Client(SyncCommands):
                 # whatever the flags: make the peek non-blocking; _wait restores the timeout.
                 sock.settimeout(0.0)
                 self._sock_timeout = 0.0
-                closed = sock.recv(1, socket.MSG_PEEK) == b""
+                # (the TCP stream's own recv: a TLS socket refuses flags)
+                closed = socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
             except BlockingIOError:
                 closed = False
             except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 from contextlib import AbstractAsyncContextManager
 
 import trio
@@ -13,6 +14,7 @@ from jackstalk._errors import ConnectionClosedError
 __all__ = ["TrioClient"]
 
 _READ = 65536
+_LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
 
 class TrioClient(AsyncTransport):
@@ -26,21 +28,48 @@ class TrioClient(AsyncTransport):
     """
 
     _stream: trio.SocketStream
+    _tls: trio.SSLStream[trio.SocketStream] | None = None
+    """The TLS layer over ``_stream`` when the client has ``ssl``."""
 
     async def _open_stream(self) -> None:
         address = self.address
+        self._tls = None
         if isinstance(address, str):
             self._stream = await trio.open_unix_socket(address)
         else:
             self._stream = await trio.open_tcp_stream(*address)
             self._stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if self.ssl is not None:
+                self._tls = await self._handshake(self.ssl, address[0])
+
+    async def _handshake(
+        self, context: ssl.SSLContext, host: str
+    ) -> trio.SSLStream[trio.SocketStream]:
+        tls = trio.SSLStream(self._stream, context, server_hostname=host)
+        try:
+            await tls.do_handshake()
+        except BaseException as error:
+            self._stream.socket.close()
+            if not isinstance(error, trio.BrokenResourceError):
+                raise  # cancelled, or timed out
+            cause = error.__cause__
+            if isinstance(cause, ssl.SSLError) and not isinstance(cause, _LOST_IN_HANDSHAKE):
+                # The TLS verdict itself (ssl.SSLCertVerificationError for a certificate that
+                # does not verify), as the other clients raise it.
+                raise cause from None
+            raise ConnectionClosedError(f"lost in the TLS handshake: {error}") from error
+        return tls
 
     async def _send(self, data: bytes) -> None:
-        await self._stream.send_all(data)
+        tls = self._tls
+        await (self._stream if tls is None else tls).send_all(data)
 
     async def _receive(self) -> bytes:
-        return await self._stream.receive_some(_READ)
+        tls = self._tls
+        if tls is None:
+            return await self._stream.receive_some(_READ)
+        return bytes(await tls.receive_some(_READ))  # bytes already: no copy
 
     def _abort_stream(self) -> None:
         # The socket closes without an await, so this also works inside a cancelled scope.

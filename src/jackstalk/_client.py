@@ -9,9 +9,17 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from . import _commands as c
 from . import _events as e
 from . import _validate as v
-from ._errors import ArgumentTypeError, CommandError, InvalidArgument, JackstalkError
+from ._errors import (
+    ArgumentTypeError,
+    CommandError,
+    InvalidArgument,
+    InvalidEncoding,
+    JackstalkError,
+)
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     from ._api import AsyncCommands, SyncCommands
 
 __all__ = [
@@ -167,6 +175,8 @@ class ClientBase:
     every (re)connection. ``parse_yaml``: ``True`` parses stats and lists into dicts and lists
     with typed values, ``False`` returns the raw text, a callable is given the text.
     ``max_job_size``: the largest body ``put`` accepts (the server's ``-z``, 65535 by default).
+    ``ssl``: an :class:`ssl.SSLContext` to speak TLS (to a TLS terminator in front of
+    beanstalkd); the certificate is checked against the address's host.
     """
 
     _job_type: type[BaseJob] = BaseJob
@@ -180,6 +190,7 @@ class ClientBase:
         watch: str | Iterable[str] = "default",
         parse_yaml: bool | Callable[[str], Any] = True,
         max_job_size: int = DEFAULT_MAX_JOB_SIZE,
+        ssl: SSLContext | None = None,
     ) -> None:
         if address is None:
             address = (DEFAULT_HOST, DEFAULT_PORT)
@@ -196,7 +207,10 @@ class ClientBase:
             )
         self.address: tuple[str, int] | str = address
         if encoding is not None:
-            "".encode(encoding)  # fail now on an unknown codec, not at the first put
+            try:
+                "".encode(encoding)  # fail now on an unknown codec, not at the first put
+            except LookupError as error:  # also a ValueError, as argument errors are
+                raise InvalidEncoding(f"encoding {encoding!r}: {error}") from None
         self.encoding = encoding
         self._use = v.tube_name(use)
         tubes = [watch] if isinstance(watch, str) else list(watch)
@@ -207,6 +221,16 @@ class ClientBase:
             raise ArgumentTypeError("parse_yaml must be True, False or a callable")
         self.parse_yaml = parse_yaml
         self.max_job_size = v.integer(max_job_size, "max_job_size", 0, 2**30)
+        if ssl is not None:
+            import ssl as ssl_module  # only when asked for: the core imports no I/O module
+
+            if not isinstance(ssl, ssl_module.SSLContext):
+                raise ArgumentTypeError(
+                    f"ssl must be an ssl.SSLContext or None, not {type(ssl).__name__}"
+                )
+            if isinstance(address, str):
+                raise InvalidArgument("ssl needs a TCP (host, port) address")
+        self.ssl = ssl
 
     # -- state to restore on every (re)connection
 

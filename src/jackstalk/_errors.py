@@ -25,6 +25,7 @@ __all__ = [
     "ExpectedCrlfError",
     "InternalError",
     "InvalidArgument",
+    "InvalidEncoding",
     "InvalidTubeName",
     "JackstalkError",
     "JobTooBigError",
@@ -48,6 +49,10 @@ Error = JackstalkError
 
 class InvalidArgument(JackstalkError, ValueError):
     """An argument is out of the range or grammar the protocol allows."""
+
+
+class InvalidEncoding(InvalidArgument, LookupError):
+    """An ``encoding`` Python has no text codec for (a ``LookupError`` too, as codecs say)."""
 
 
 class InvalidTubeName(InvalidArgument):

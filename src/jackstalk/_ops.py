@@ -169,6 +169,10 @@ def put_many(
     :class:`BatchError` is raised after all replies are read; its ``results`` holds each
     job's id or error.
     """
+    # Checked here too, so an empty batch refuses them as well (each Put checks them again).
+    priority = v.u32(priority, "priority")
+    delay = v.u32(delay, "delay")
+    ttr = v.u32(ttr, "ttr")
     commands: list[c.Command] = [
         c.Put(client._encode(body), priority, delay, ttr) for body in bodies
     ]

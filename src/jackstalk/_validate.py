@@ -66,6 +66,23 @@ def job_id(value: object) -> int:
     return integer(value, "job id", 1, U64_MAX)
 
 
+def seconds(value: object, what: str) -> float | None:
+    """Accept a time limit: ``None`` (no limit) or seconds above 0, at most
+    :data:`RESERVE_TIMEOUT_MAX` (a socket cannot wait much longer; 0 would mean "never wait")."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ArgumentTypeError(
+            f"{what} must be a number of seconds or None, not {type(value).__name__}"
+        )
+    if not 0 < value <= RESERVE_TIMEOUT_MAX:  # also refuses NaN and infinities
+        raise InvalidArgument(
+            f"{what} must be above 0 and at most {RESERVE_TIMEOUT_MAX} s (None: no limit),"
+            f" got {value}"
+        )
+    return value
+
+
 def body(value: object) -> bytes:
     """Accept a job body, which must already be ``bytes``."""
     if type(value) is not bytes:

@@ -266,24 +266,24 @@ class JackstalkKit(SyncKit):
             raise RuntimeError("put_many returned the wrong number of ids")
 
 
-WORKER_HOOK_READY = False
-"""Set to True once :func:`jackstalk_worker_cycles` drives jackstalk's own worker loop."""
+WORKER_HOOK_READY = True
+"""True: :func:`jackstalk_worker_cycles` drives jackstalk's own worker loop."""
 
 
 def jackstalk_worker_cycles(client: Any, n: int) -> None:
-    """HOOK for jackstalk's own worker loop (scenario 7), not written yet.
+    """Scenario 7 on jackstalk's worker loop (:class:`jackstalk.Worker`), which sends the
+    ``delete`` of one job and the ``reserve`` of the next in one write: reserve and delete
+    exactly ``n`` jobs from the pre-filled default tube on ``client``, then return."""
+    handled = 0
 
-    When jackstalk's worker loop (which sends the ``delete`` of one job and the ``reserve``
-    of the next in one write) is ready, call it here on ``client`` (a connected
-    ``jackstalk.Client`` with ``encoding=None``) so that it reserves and deletes exactly
-    ``n`` jobs from the pre-filled default tube and then returns, and set
-    :data:`WORKER_HOOK_READY`. Until then the ``jackstalk-worker`` row is reported as
-    missing and only the ``raw-worker`` reference is measured.
+    def handle(job: Any) -> None:
+        nonlocal handled
+        handled += 1
+        if handled == n:
+            worker.stop()
 
-    Note for that loop: it must re-arm ``TCP_QUICKACK`` after every read (see
-    :func:`_quickack_recv`), or each cycle waits for a delayed ACK (~40 ms).
-    """
-    raise Unavailable("jackstalk has no worker loop yet (hook: jackstalk_worker_cycles)")
+    worker = jackstalk.Worker(handle, watch="default")
+    worker.run(client)
 
 
 class JackstalkWorkerKit(JackstalkKit):
