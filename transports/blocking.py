@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
@@ -100,6 +101,8 @@ class Client(SyncCommands):
                             f"lost in the TLS handshake: {error}"
                         ) from error
                     raise  # a certificate that does not verify: ssl.SSLCertVerificationError
+        if self.ssl is None:
+            sock.settimeout(None)  # blocking mode; _limit bounds each call in the kernel
         self._sock = sock
         self._sock_timeout = -1.0
         self._conn = Connection(max_body=2**30)
@@ -145,8 +148,23 @@ class Client(SyncCommands):
     def _wait(self, sock: socket.socket, command: Command) -> None:
         limit = reply_wait(command, self.timeout)
         if limit != self._sock_timeout:
+            self._limit(sock, limit)
+
+    def _limit(self, sock: socket.socket, limit: float | None) -> None:
+        """Bound each send and receive by ``limit`` seconds (None: no bound).
+
+        A plain socket stays in blocking mode with the kernel's own SO_RCVTIMEO/SO_SNDTIMEO,
+        so each recv is one system call (Python's socket timeouts poll() before every call);
+        a timed-out call raises BlockingIOError. A TLS socket uses Python's timeouts.
+        """
+        if self.ssl is not None:
             sock.settimeout(limit)
-            self._sock_timeout = limit
+        else:
+            micros = 0 if limit is None else max(1, round(limit * 1_000_000))
+            value = struct.pack("@ll", micros // 1_000_000, micros % 1_000_000)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+        self._sock_timeout = limit
 
     def _live_socket(self) -> socket.socket:
         """The connection's socket, (re)connecting first when there is none, or when an idle
@@ -154,12 +172,15 @@ class Client(SyncCommands):
         sock = self._sock
         if sock is not None and time.monotonic() - self._used_at > IDLE_CHECK:
             try:
-                # With a timeout set, socket.recv first waits (up to the timeout) for data,
-                # whatever the flags: make the peek non-blocking; _wait restores the timeout.
-                sock.settimeout(0.0)
-                self._sock_timeout = 0.0
-                # (the TCP stream's own recv: a TLS socket refuses flags)
-                closed = socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
+                if self.ssl is not None:
+                    # Python's timeout would make the peek wait: go non-blocking (the next
+                    # command sets its limit again), and peek at the TCP stream itself, as
+                    # a TLS socket refuses recv flags.
+                    sock.settimeout(0.0)
+                    self._sock_timeout = 0.0
+                    closed = socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
+                else:
+                    closed = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
             except BlockingIOError:
                 closed = False
             except OSError:
@@ -200,8 +221,7 @@ class Client(SyncCommands):
         try:
             limit = batch_wait(commands, self.timeout)
             if self._sock_timeout != limit:
-                sock.settimeout(limit)
-                self._sock_timeout = limit
+                self._limit(sock, limit)
             in_flight = 0
             for window in windows(commands):
                 sock.sendall(b"".join([conn.send(command) for command in window]))
@@ -233,7 +253,7 @@ class Client(SyncCommands):
         caller: socket timeouts as :class:`TimeoutError`, other socket errors as
         :class:`ConnectionClosedError`. The command's outcome is unknown; it is not retried."""
         self.close()
-        if isinstance(error, TimeoutError):
+        if isinstance(error, TimeoutError | BlockingIOError):  # the latter: SO_RCVTIMEO
             raise TimeoutError("no reply from the server in time; connection closed") from error
         if isinstance(error, OSError) and not isinstance(error, JackstalkError):
             raise ConnectionClosedError(f"connection lost: {error}") from error
