@@ -65,7 +65,6 @@ class Client(SyncCommands):
         self.connect_timeout = seconds(connect_timeout, "connect_timeout")
         self._sock: socket.socket | None = None
         self._conn = Connection(max_body=2**30)
-        self._sock_timeout: float | None = -1.0
         self._ready = False
         self._opening = False
         self._used_at = 0.0
@@ -103,8 +102,8 @@ class Client(SyncCommands):
                     raise  # a certificate that does not verify: ssl.SSLCertVerificationError
         if self.ssl is None:
             sock.settimeout(None)  # blocking mode; _limit bounds each call in the kernel
+        self._limit(sock, self.timeout)
         self._sock = sock
-        self._sock_timeout = -1.0
         self._conn = Connection(max_body=2**30)
         self._ready = False
         restore = self._restore_commands()
@@ -145,17 +144,14 @@ class Client(SyncCommands):
 
     # ------------------------------------------------------------------ I/O
 
-    def _wait(self, sock: socket.socket, command: Command) -> None:
-        limit = reply_wait(command, self.timeout)
-        if limit != self._sock_timeout:
-            self._limit(sock, limit)
-
     def _limit(self, sock: socket.socket, limit: float | None) -> None:
         """Bound each send and receive by ``limit`` seconds (None: no bound).
 
         A plain socket stays in blocking mode with the kernel's own SO_RCVTIMEO/SO_SNDTIMEO,
         so each recv is one system call (Python's socket timeouts poll() before every call);
-        a timed-out call raises BlockingIOError. A TLS socket uses Python's timeouts.
+        a timed-out call raises BlockingIOError. A TLS socket uses Python's timeouts. The
+        limit is set once per connection: a command that may wait longer (a reserve) keeps
+        reading past it, up to its own deadline (see :meth:`_receive`).
         """
         if self.ssl is not None:
             sock.settimeout(limit)
@@ -164,7 +160,6 @@ class Client(SyncCommands):
             value = struct.pack("@ll", micros // 1_000_000, micros % 1_000_000)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-        self._sock_timeout = limit
 
     def _live_socket(self) -> socket.socket:
         """The connection's socket, (re)connecting first when there is none, or when an idle
@@ -173,12 +168,13 @@ class Client(SyncCommands):
         if sock is not None and time.monotonic() - self._used_at > IDLE_CHECK:
             try:
                 if self.ssl is not None:
-                    # Python's timeout would make the peek wait: go non-blocking (the next
-                    # command sets its limit again), and peek at the TCP stream itself, as
-                    # a TLS socket refuses recv flags.
+                    # Python's timeout would make the peek wait: go non-blocking for it,
+                    # and peek at the TCP stream itself, as a TLS socket refuses recv flags.
                     sock.settimeout(0.0)
-                    self._sock_timeout = 0.0
-                    closed = socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
+                    try:
+                        closed = socket.socket.recv(sock, 1, socket.MSG_PEEK) == b""
+                    finally:
+                        sock.settimeout(self.timeout)
                 else:
                     closed = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
             except BlockingIOError:
@@ -198,14 +194,11 @@ class Client(SyncCommands):
         sock = self._live_socket()
         conn = self._conn
         try:
-            data = conn.send(command)
-            if command.waits or self._sock_timeout != self.timeout:
-                self._wait(sock, command)
-            sock.sendall(data)
+            sock.sendall(conn.send(command))
             event = conn.next_event()
-            while event is NEED_DATA:
-                conn.receive_data(sock.recv(_READ))
-                event = conn.next_event()
+            if event is NEED_DATA:
+                wait = reply_wait(command, self.timeout) if command.waits else self.timeout
+                event = self._receive(sock, wait)
         except BaseException as error:
             self._fail(error)
         if type(event) is Closed:
@@ -213,37 +206,56 @@ class Client(SyncCommands):
         self._used_at = time.monotonic()
         return event  # type: ignore[return-value]
 
+    def _receive(self, sock: socket.socket, wait: float | None) -> Event | Closed:
+        """Read until the next reply, for up to ``wait`` seconds (None: for ever)."""
+        conn = self._conn
+        started = 0.0
+        while True:
+            try:
+                data = sock.recv(_READ)
+            except (BlockingIOError, TimeoutError):
+                # The connection's limit ran out. A reply that may take longer (a reserve
+                # waiting for a job) is read again, up to its own deadline.
+                if wait == self.timeout:
+                    raise
+                now = time.monotonic()
+                started = started or now - (self.timeout or 0.0)
+                if wait is not None and now - started >= wait:
+                    raise
+                continue
+            conn.receive_data(data)
+            event = conn.next_event()
+            if event is not NEED_DATA:
+                return event
+
     def _execute_many(self, commands: list[Command], /) -> list[Event]:
         sock = self._sock if self._opening else self._live_socket()
         assert sock is not None
         conn = self._conn
         events: list[Event] = []
         try:
-            limit = batch_wait(commands, self.timeout)
-            if self._sock_timeout != limit:
-                self._limit(sock, limit)
+            wait = batch_wait(commands, self.timeout)
             in_flight = 0
             for window in windows(commands):
                 sock.sendall(b"".join([conn.send(command) for command in window]))
                 # Keep one window in flight while reading the replies of the one before:
                 # the server never stalls waiting for us, and its replies never pile up.
-                self._read(events, in_flight)
+                self._read(events, in_flight, wait)
                 in_flight = len(window)
-            self._read(events, in_flight)
+            self._read(events, in_flight, wait)
         except BaseException as error:
             self._fail(error)
         self._used_at = time.monotonic()
         return events
 
-    def _read(self, events: list[Event], count: int) -> None:
+    def _read(self, events: list[Event], count: int, wait: float | None) -> None:
         sock = self._sock
         conn = self._conn
         assert sock is not None
         for _ in range(count):
             event = conn.next_event()
-            while event is NEED_DATA:
-                conn.receive_data(sock.recv(_READ))
-                event = conn.next_event()
+            if event is NEED_DATA:
+                event = self._receive(sock, wait)
             if type(event) is Closed:
                 raise ConnectionClosedError("server closed the connection")
             events.append(event)  # type: ignore[arg-type]
