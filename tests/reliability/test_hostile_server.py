@@ -9,6 +9,7 @@ connection, and its next call works on a real beanstalkd that takes over the por
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 import threading
@@ -19,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 import pytest
+import trio
 from faultkit import LIMIT, Driver
 
 import jackstalk
@@ -231,7 +233,14 @@ async def test_hostile_server(transport: str, name: str) -> None:
             finally:
                 tracemalloc.stop()
             assert peak < MEMORY_LIMIT, f"peak {peak} bytes"
-            standin.join()
+            # Wait for the stand-in without blocking the event loop: asyncio closes an
+            # aborted transport's socket on the loop's next turn.
+            if transport == "asyncio":
+                await asyncio.to_thread(standin.join)
+            elif transport == "trio":
+                await trio.to_thread.run_sync(standin.join)
+            else:
+                standin.join()
             assert standin.closed == [True], "the client kept the connection open"
             # The connection is gone for good; the next call opens a new one, here to a
             # real beanstalkd on the same port.

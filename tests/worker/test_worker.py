@@ -258,3 +258,59 @@ def test_async_worker_keeps_long_jobs_alive(beanstalkd: BeanstalkdServer, librar
     assert observed[0]["timeouts"] == 0
     with producer(beanstalkd) as client:
         assert client.peek(job_id) is None  # deleted after the handler returned
+
+
+def test_handler_deleting_the_job_itself(beanstalkd: BeanstalkdServer) -> None:
+    with producer(beanstalkd) as client:
+        job_id = client.put("delete me")
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        job.delete()
+        box[0].stop()
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address)
+    box.append(worker)
+    assert worker.run() == 1
+    with producer(beanstalkd) as client:
+        assert client.peek(job_id) is None
+        assert client.stats()["cmd-delete"] == 1  # the worker did not delete it again
+
+
+@pytest.mark.parametrize("library", ["asyncio", "trio"])
+def test_async_handler_settles_jobs_itself(beanstalkd: BeanstalkdServer, library: str) -> None:
+    with producer(beanstalkd) as client:
+        ids = client.put_many(["delete", "bury", "release"])
+    box: list[jackstalk.Worker] = []
+    settled: list[str] = []
+
+    async def handle(job: jackstalk.AsyncJob) -> None:
+        if job.body == "delete":
+            await job.delete()
+        elif job.body == "bury":
+            await job.bury(priority=9)
+        else:
+            await job.release(delay=600)
+        settled.append(job.body)
+        if len(settled) == 3:
+            box[0].stop()
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address)
+    box.append(worker)
+    if library == "asyncio":
+        asyncio.run(worker.run_asyncio())
+    else:
+        trio.run(worker.run_trio)
+    with producer(beanstalkd) as client:
+        assert client.peek(ids[0]) is None
+        assert client.stats_job(ids[1])["state"] == "buried"
+        assert client.stats_job(ids[2])["state"] == "delayed"
+
+
+def test_example_command_runs_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    from jackstalk.__main__ import main
+
+    assert main(["example"]) == 0
+    out = capsys.readouterr().out
+    assert "client sends   b'put 10 0 120 5\\r\\nhello\\r\\n'" in out
+    assert "client event   Reserved(id=1, body=b'hello')" in out
