@@ -8,7 +8,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from jackstalk._api import SyncCommands
 from jackstalk._client import Address
@@ -51,6 +51,7 @@ class Client(SyncCommands):
         timeout: float | None = 30.0,
         connect_timeout: float | None = 10.0,
         ssl: SSLContext | None = None,
+        codec: Literal["json"] | None = None,
     ) -> None:
         super().__init__(
             address,
@@ -60,6 +61,7 @@ class Client(SyncCommands):
             parse_yaml=parse_yaml,
             max_job_size=max_job_size,
             ssl=ssl,
+            codec=codec,
         )
         self.timeout = seconds(timeout, "timeout")
         self.connect_timeout = seconds(connect_timeout, "connect_timeout")

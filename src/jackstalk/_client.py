@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from . import _commands as c
 from . import _events as e
@@ -176,7 +177,9 @@ class ClientBase:
     with typed values, ``False`` returns the raw text, a callable is given the text.
     ``max_job_size``: the largest body ``put`` accepts (the server's ``-z``, 65535 by default).
     ``ssl``: an :class:`ssl.SSLContext` to speak TLS (to a TLS terminator in front of
-    beanstalkd); the certificate is checked against the address's host.
+    beanstalkd); the certificate is checked against the address's host. ``codec="json"``:
+    ``put`` takes any JSON-serialisable value and jobs come back with the decoded value as
+    their ``body`` (a body that is not JSON raises :class:`BodyDecodeError`).
     """
 
     _job_type: type[BaseJob] = BaseJob
@@ -191,6 +194,7 @@ class ClientBase:
         parse_yaml: bool | Callable[[str], Any] = True,
         max_job_size: int = DEFAULT_MAX_JOB_SIZE,
         ssl: SSLContext | None = None,
+        codec: Literal["json"] | None = None,
     ) -> None:
         if address is None:
             address = (DEFAULT_HOST, DEFAULT_PORT)
@@ -231,6 +235,9 @@ class ClientBase:
             if isinstance(address, str):
                 raise InvalidArgument("ssl needs a TCP (host, port) address")
         self.ssl = ssl
+        if codec not in (None, "json"):
+            raise InvalidArgument(f'codec must be "json" or None, not {codec!r}')
+        self.codec = codec
 
     # -- state to restore on every (re)connection
 
@@ -259,7 +266,13 @@ class ClientBase:
 
     # -- conversions
 
-    def _encode(self, body: str | bytes) -> bytes:
+    def _encode(self, body: Any) -> bytes:
+        if self.codec is not None:
+            try:
+                body = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+            except (TypeError, ValueError) as error:
+                raise ArgumentTypeError(f"job body is not JSON-serialisable: {error}") from None
+            body = body.encode(self.encoding or "utf-8")
         if type(body) is bytes:
             data = body
         elif isinstance(body, str):
@@ -278,11 +291,13 @@ class ClientBase:
 
     def _job(self, job_id: int, data: bytes) -> Any:
         encoding = self.encoding
-        if encoding is None:
+        if encoding is None and self.codec is None:
             return self._job_type(job_id, data, self)  # type: ignore[call-arg]
         try:
-            body = data.decode(encoding)
-        except UnicodeDecodeError as error:
+            body: Any = data.decode(encoding or "utf-8")
+            if self.codec is not None:
+                body = json.loads(body)
+        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError alike
             job = self._job_type(job_id, data, self)  # type: ignore[call-arg]
             raise BodyDecodeError(f"job {job_id}: body does not decode: {error}", job) from None
         return self._job_type(job_id, body, self)  # type: ignore[call-arg]

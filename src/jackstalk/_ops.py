@@ -143,13 +143,15 @@ def _list(client: ClientBase, event: e.Event) -> Any:
 
 def put(
     client: ClientBase,
-    body: str | bytes,
+    body: Any,
     priority: int = c.DEFAULT_PRIORITY,
     delay: int = 0,
     ttr: int = c.DEFAULT_TTR,
 ) -> Call[int]:
     """Put a job into the used tube and return its id.
 
+    ``body``: ``str`` (encoded with the client's encoding) or ``bytes``; with
+    ``codec="json"``, any JSON-serialisable value.
     ``priority``: 0 (most urgent) to 2**32-1. ``delay``: seconds before it can be reserved.
     ``ttr``: seconds a worker may hold it before the server gives it to another worker.
     """
@@ -158,7 +160,7 @@ def put(
 
 def put_many(
     client: ClientBase,
-    bodies: Iterable[str | bytes],
+    bodies: Iterable[Any],
     priority: int = c.DEFAULT_PRIORITY,
     delay: int = 0,
     ttr: int = c.DEFAULT_TTR,

@@ -187,3 +187,48 @@ async def test_parse_yaml_callable(clients: ClientFactory) -> None:
     assert await client.tubes() == ["default", 123]
     assert len(seen) == 4
     assert all(text.startswith("---\n") for text in seen)
+
+
+async def test_json_codec_round_trips_values(clients: ClientFactory) -> None:
+    client = clients(codec="json")
+    value = {"to": "ada@example.org", "n": [1, 2.5, None, True], "text": "é"}
+    job_id = await client.put(value)
+    job = await client.reserve(timeout=0)
+    assert job.id == job_id
+    assert job.body == value
+    raw = clients(encoding=None)
+    peeked = await raw.peek(job_id)
+    assert peeked.body == '{"to":"ada@example.org","n":[1,2.5,null,true],"text":"é"}'.encode()
+    await job.delete()
+    ids = await client.put_many([1, "two", [3]])
+    assert ids == [job_id + 1, job_id + 2, job_id + 3]
+    values = [(await client.reserve(timeout=0)).body for _ in ids]
+    assert values == [1, "two", [3]]
+
+
+async def test_json_codec_refuses_unserialisable_values_before_sending(
+    clients: ClientFactory,
+) -> None:
+    client = clients(codec="json")
+    with pytest.raises(TypeError, match="not JSON-serialisable"):
+        await client.put({"when": object()})
+    assert (await client.stats())["cmd-put"] == 0
+
+
+async def test_json_codec_body_that_is_not_json_can_still_be_buried(
+    clients: ClientFactory,
+) -> None:
+    raw = clients(encoding=None)
+    job_id = await raw.put(b"{not json")
+    client = clients(codec="json")
+    with pytest.raises(jackstalk.BodyDecodeError) as caught:
+        await client.reserve(timeout=0)
+    job = caught.value.job
+    assert (job.id, job.body) == (job_id, b"{not json")
+    await client.bury(job.id)
+    assert (await client.stats_job(job_id))["state"] == "buried"
+
+
+def test_codec_must_be_json_or_none() -> None:
+    with pytest.raises(ValueError, match="codec"):
+        jackstalk.Client(codec="yaml")  # type: ignore[arg-type]

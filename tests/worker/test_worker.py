@@ -314,3 +314,26 @@ def test_example_command_runs_in_process(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert "client sends   b'put 10 0 120 5\\r\\nhello\\r\\n'" in out
     assert "client event   Reserved(id=1, body=b'hello')" in out
+
+
+def test_json_codec_worker_gets_values_and_buries_what_is_not_json(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    with producer(beanstalkd, encoding=None) as raw:
+        bad = raw.put(b"<not json>")
+    with producer(beanstalkd, codec="json") as client:
+        good = client.put({"user": 7, "action": "welcome"})
+    seen: list[Any] = []
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        seen.append(job.body)
+        box[0].stop()
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address, codec="json")
+    box.append(worker)
+    worker.run()
+    assert seen == [{"user": 7, "action": "welcome"}]
+    with producer(beanstalkd) as client:
+        assert client.stats_job(bad)["state"] == "buried"
+        assert client.peek(good) is None
