@@ -235,7 +235,8 @@ class ClientBase:
             if isinstance(address, str):
                 raise InvalidArgument("ssl needs a TCP (host, port) address")
         self.ssl = ssl
-        if codec not in (None, "json"):
+        given: object = codec  # any object may arrive here; compare without -bb warnings
+        if given is not None and (not isinstance(given, str) or given != "json"):
             raise InvalidArgument(f'codec must be "json" or None, not {codec!r}')
         self.codec = codec
 

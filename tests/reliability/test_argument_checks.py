@@ -319,6 +319,8 @@ OPTIONS: dict[str, st.SearchStrategy[Any]] = {
     "connect_timeout": bad_seconds,
     # An ssl.SSLContext or None; ssl with a Unix socket path is refused in test_tls.py.
     "ssl": st.sampled_from([True, False, 1, "tls", b"", ssl, ssl.PROTOCOL_TLS_CLIENT, object()]),
+    # "json" or None.
+    "codec": st.sampled_from(["yaml", "JSON", "", b"json", 1, True, ["json"], object()]),
 }
 
 
