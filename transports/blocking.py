@@ -7,6 +7,7 @@ import ssl
 import struct
 import time
 from collections.abc import Callable, Iterable
+from time import monotonic as _monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
@@ -119,7 +120,7 @@ class Client(SyncCommands):
             finally:
                 self._opening = False
         self._ready = True
-        self._used_at = time.monotonic()
+        self._used_at = _monotonic()
 
     def close(self) -> None:
         """Close the connection; reserved jobs go back to ready. The next call reconnects."""
@@ -167,7 +168,7 @@ class Client(SyncCommands):
         """The connection's socket, (re)connecting first when there is none, or when an idle
         connection was closed by the server while unused (safe: nothing was sent on it)."""
         sock = self._sock
-        if sock is not None and time.monotonic() - self._used_at > IDLE_CHECK:
+        if sock is not None and _monotonic() - self._used_at > IDLE_CHECK:
             try:
                 if self.ssl is not None:
                     # Python's timeout would make the peek wait: go non-blocking for it,
@@ -193,20 +194,45 @@ class Client(SyncCommands):
         return sock
 
     def _execute(self, command: Command, /) -> Event:
-        sock = self._live_socket()
+        now = _monotonic()
+        sock = self._sock
+        if sock is None or now - self._used_at > IDLE_CHECK:
+            sock = self._live_socket()
+        self._used_at = now  # when the command started: enough for the idle check
         conn = self._conn
         try:
             sock.sendall(conn.send(command))
-            event = conn.next_event()
-            if event is NEED_DATA:
-                wait = reply_wait(command, self.timeout) if command.waits else self.timeout
-                event = self._receive(sock, wait)
+            # Nothing can be buffered yet (the connection refuses a command after unread
+            # bytes), so go straight to reading.
+            while True:
+                try:
+                    data = sock.recv(_READ)
+                except (BlockingIOError, TimeoutError) as error:
+                    data = self._late_reply(sock, command, error)
+                conn.receive_data(data)
+                event = conn.next_event()
+                if event is not NEED_DATA:
+                    break
         except BaseException as error:
             self._fail(error)
         if type(event) is Closed:
             self._fail(ConnectionClosedError("server closed the connection"))
-        self._used_at = time.monotonic()
         return event  # type: ignore[return-value]
+
+    def _late_reply(self, sock: socket.socket, command: Command, error: OSError) -> bytes:
+        """The connection's limit ran out while reading ``command``'s reply. A reply that
+        may take longer (a reserve waiting for a job) is read up to its own deadline;
+        otherwise the reply is late, and the error propagates."""
+        wait = reply_wait(command, self.timeout)
+        if wait == self.timeout:
+            raise error
+        started = _monotonic() - (self.timeout or 0.0)
+        while True:
+            try:
+                return sock.recv(_READ)
+            except (BlockingIOError, TimeoutError):
+                if wait is not None and _monotonic() - started >= wait:
+                    raise
 
     def _receive(self, sock: socket.socket, wait: float | None) -> Event | Closed:
         """Read until the next reply, for up to ``wait`` seconds (None: for ever)."""
@@ -247,7 +273,7 @@ class Client(SyncCommands):
             self._read(events, in_flight, wait)
         except BaseException as error:
             self._fail(error)
-        self._used_at = time.monotonic()
+        self._used_at = _monotonic()
         return events
 
     def _read(self, events: list[Event], count: int, wait: float | None) -> None:

@@ -24,40 +24,72 @@ P = ParamSpec("P")
 
 
 # ---------------------------------------------------------------------------- binding
+#
+# Each binder writes, when its class is created, a plain function with the operation's own
+# parameters that calls the operation and the transport: no ``*args`` forwarding and no
+# per-call closure on the hot path. The function replaces the binder in the class; the
+# binder's overloads only tell type checkers what the method is.
+
+_SYNC = """\
+def {name}(self, {params}):
+    command, convert = op(self, {args})
+    return convert(self, self.{executor}(command))
+"""
+
+_ASYNC = """\
+async def {name}(self, {params}):
+    command, convert = op(self, {args})
+    return convert(self, await self.{executor}(command))
+"""
 
 
-def _describe(target: Any, op: Callable[..., Any]) -> None:
-    import inspect  # only when a method is first looked up, never on import
+def _forwarder(op: Callable[..., Any], name: str, template: str, executor: str) -> Any:
+    """The method calling ``op``, with ``op``'s signature (minus the client) and docstring."""
+    import inspect  # when a client class is created, never on ``import jackstalk``
 
     signature = inspect.signature(op)
     params = list(signature.parameters.values())[1:]
-    target.__name__ = op.__name__
-    target.__qualname__ = op.__name__
-    target.__doc__ = op.__doc__
+    namespace: dict[str, Any] = {"op": op}
+    declared = []
+    for index, param in enumerate(params):
+        if param.kind is not param.POSITIONAL_OR_KEYWORD:
+            raise TypeError(f"{op.__name__}: only plain parameters can be bound")
+        if param.default is param.empty:
+            declared.append(param.name)
+        else:
+            namespace[f"default_{index}"] = param.default
+            declared.append(f"{param.name}=default_{index}")
+    source = template.format(
+        name=name,
+        params=", ".join(declared),
+        args=", ".join(param.name for param in params),
+        executor=executor,
+    )
+    exec(source, namespace)
+    method = namespace[name]
+    method.__qualname__ = name
+    method.__doc__ = op.__doc__
+    method.__module__ = op.__module__
     result = signature.return_annotation
     if isinstance(result, str) and result.startswith(("Call[", "Batch[")):
         result = result[result.index("[") + 1 : -1]  # what the method returns
-    target.__signature__ = signature.replace(parameters=params, return_annotation=result)
+    this = next(iter(signature.parameters.values())).replace(name="self")
+    method.__signature__ = signature.replace(parameters=[this, *params], return_annotation=result)
+    method.op = op
+    return method
 
 
 class _Binder(Generic[P, T]):
+    _template = _SYNC
     _executor = "_execute"
     """The transport method that runs what the operation built."""
 
     def __init__(self, op: Callable[Concatenate[Any, P], Any]) -> None:
         self.op = op
-        self.name = op.__name__
         self.__doc__ = op.__doc__
 
     def __set_name__(self, owner: type[Any], name: str) -> None:
-        self.name = name
-
-    def _cache(self, obj: Any, method: Any) -> Any:
-        _describe(method, self.op)
-        # A non-data descriptor: the instance attribute now shadows it, so later
-        # lookups cost a plain dict hit.
-        obj.__dict__[self.name] = method
-        return method
+        setattr(owner, name, _forwarder(self.op, name, self._template, self._executor))
 
 
 class sync_method(_Binder[P, T]):
@@ -71,20 +103,13 @@ class sync_method(_Binder[P, T]):
     @overload
     def __get__(self, obj: object, owner: type[Any]) -> Callable[P, T]: ...
     def __get__(self, obj: object | None, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        op = self.op
-        execute = getattr(obj, self._executor)
-
-        def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            work, convert = op(obj, *args, **kwargs)
-            return convert(obj, execute(work))  # type: ignore[no-any-return]
-
-        return self._cache(obj, method)
+        raise AssertionError("replaced by the generated method when the class is created")
 
 
 class async_method(_Binder[P, T]):
     """Bind an operation as an async method returning an awaitable of ``T``."""
+
+    _template = _ASYNC
 
     def __init__(self, op: Callable[Concatenate[Any, P], Call[T]]) -> None:
         super().__init__(op)
@@ -94,16 +119,7 @@ class async_method(_Binder[P, T]):
     @overload
     def __get__(self, obj: object, owner: type[Any]) -> Callable[P, Awaitable[T]]: ...
     def __get__(self, obj: object | None, owner: type[Any]) -> Any:
-        if obj is None:
-            return self
-        op = self.op
-        execute = getattr(obj, self._executor)
-
-        async def method(*args: P.args, **kwargs: P.kwargs) -> T:
-            work, convert = op(obj, *args, **kwargs)
-            return convert(obj, await execute(work))  # type: ignore[no-any-return]
-
-        return self._cache(obj, method)
+        raise AssertionError("replaced by the generated method when the class is created")
 
 
 class sync_batch(sync_method[P, T]):

@@ -94,7 +94,8 @@ class Job(BaseJob):
     __slots__ = ("client",)
 
     def __init__(self, id: int, body: Any, client: SyncCommands) -> None:  # noqa: A002
-        super().__init__(id, body)
+        self.id = id  # (not through super(): jobs are built on the hot path)
+        self.body = body
         self.client = client
 
     def delete(self) -> None:
@@ -128,7 +129,8 @@ class AsyncJob(BaseJob):
     __slots__ = ("client",)
 
     def __init__(self, id: int, body: Any, client: AsyncCommands) -> None:  # noqa: A002
-        super().__init__(id, body)
+        self.id = id  # (not through super(): jobs are built on the hot path)
+        self.body = body
         self.client = client
 
     async def delete(self) -> None:

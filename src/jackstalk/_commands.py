@@ -7,8 +7,9 @@ fields after the word), which the client role uses to frame and check every repl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import ClassVar
+from collections.abc import Mapping
+from operator import attrgetter
+from typing import Any, ClassVar, Final
 
 from . import _validate as v
 
@@ -82,19 +83,13 @@ class Command:
         """The bytes to send: the command line and, for ``put``, the body."""
         return self.word + b"\r\n"
 
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
     _field_names: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
         names: list[str] = []
         for klass in reversed(cls.__mro__):
-            names.extend(klass.__dict__.get("__slots__", ()))
+            names.extend(slot[1:] for slot in klass.__dict__.get("__slots__", ()))
         cls._field_names = tuple(names)
 
     def _fields(self) -> tuple[object, ...]:
@@ -119,14 +114,20 @@ class Command:
         return _rebuild, (type(self), self._fields())
 
 
-_set = object.__setattr__
-
-
 def _rebuild(cls: type[Command], fields: tuple[object, ...]) -> Command:
     command = object.__new__(cls)
     for name, value in zip(cls._field_names, fields, strict=True):
-        _set(command, name, value)
+        setattr(command, "_" + name, value)
     return command
+
+
+def _field(name: str, doc: str) -> Any:
+    """A read-only attribute over the private slot ``_name``.
+
+    Commands are immutable: their fields live in private slots that ``__init__`` fills
+    (a plain slot store, the cheapest way to build an object), and are read through these.
+    """
+    return property(attrgetter("_" + name), doc=doc)
 
 
 _U32_MAX = v.U32_MAX
@@ -140,11 +141,11 @@ class Put(Command):
     ``ttr`` seconds a worker may hold it (the server raises 0 to 1).
     """
 
-    __slots__ = ("body", "priority", "delay", "ttr")
-    body: bytes
-    priority: int
-    delay: int
-    ttr: int
+    __slots__ = ("_body", "_priority", "_delay", "_ttr")
+    body: Final[bytes] = _field("body", "The job body.")
+    priority: Final[int] = _field("priority", "0 (most urgent) to 2**32-1.")
+    delay: Final[int] = _field("delay", "Seconds before the job is ready.")
+    ttr: Final[int] = _field("ttr", "Seconds a worker may hold the job.")
     word = b"put"
     replies = _replies(INSERTED=1, BURIED=1, EXPECTED_CRLF=0, JOB_TOO_BIG=0, DRAINING=0)
 
@@ -165,44 +166,31 @@ class Put(Command):
             delay = v.u32(delay, "delay")
         if type(ttr) is not int or not 0 <= ttr <= _U32_MAX:
             ttr = v.u32(ttr, "ttr")
-        _put_body(self, body)
-        _put_priority(self, priority)
-        _put_delay(self, delay)
-        _put_ttr(self, ttr)
+        self._body = body
+        self._priority = priority
+        self._delay = delay
+        self._ttr = ttr
 
     def encode(self) -> bytes:
-        body = self.body
+        body = self._body
         return b"put %d %d %d %d\r\n%b\r\n" % (
-            self.priority,
-            self.delay,
-            self.ttr,
+            self._priority,
+            self._delay,
+            self._ttr,
             len(body),
             body,
         )
 
 
-def _slot_setter(cls: type[Command], name: str) -> Callable[[Command, object], None]:
-    """The slot's own setter: stores a field of a new command faster than
-    ``object.__setattr__`` (which has to look the descriptor up first)."""
-    setter: Callable[[Command, object], None] = cls.__dict__[name].__set__
-    return setter
-
-
-_put_body = _slot_setter(Put, "body")
-_put_priority = _slot_setter(Put, "priority")
-_put_delay = _slot_setter(Put, "delay")
-_put_ttr = _slot_setter(Put, "ttr")
-
-
 class _TubeCommand(Command):
-    __slots__ = ("tube",)
-    tube: str
+    __slots__ = ("_tube",)
+    tube: Final[str] = _field("tube", "The tube's name.")
 
     def __init__(self, tube: str) -> None:
-        _set(self, "tube", v.tube_name(tube))
+        self._tube = v.tube_name(tube)
 
     def encode(self) -> bytes:
-        return b"%b %b\r\n" % (self.word, self.tube.encode("ascii"))
+        return b"%b %b\r\n" % (self.word, self._tube.encode("ascii"))
 
 
 class Use(_TubeCommand):
@@ -258,33 +246,33 @@ class Reserve(Command):
 class ReserveWithTimeout(Command):
     """``reserve-with-timeout``: wait up to ``timeout`` whole seconds (0 = just look)."""
 
-    __slots__ = ("timeout",)
-    timeout: int
+    __slots__ = ("_timeout",)
+    timeout: Final[int] = _field("timeout", "Whole seconds to wait (0: only a ready job).")
     word = b"reserve-with-timeout"
     replies = _RESERVE_REPLIES
     waits = True
 
     def __init__(self, timeout: int) -> None:
-        _set(self, "timeout", v.integer(timeout, "reserve timeout", 0, v.RESERVE_TIMEOUT_MAX))
+        self._timeout = v.integer(timeout, "reserve timeout", 0, v.RESERVE_TIMEOUT_MAX)
 
     def encode(self) -> bytes:
-        return b"reserve-with-timeout %d\r\n" % self.timeout
+        return b"reserve-with-timeout %d\r\n" % self._timeout
+
+
+_ID_DOC = "The job's id."
 
 
 class _JobCommand(Command):
-    __slots__ = ("id",)
-    id: int
+    __slots__ = ("_id",)
+    id: Final[int] = _field("id", _ID_DOC)
 
     def __init__(self, id: int) -> None:  # noqa: A002 - the protocol's own name
         if type(id) is not int or not 0 < id <= _U64_MAX:
             id = v.job_id(id)  # noqa: A001
-        _job_id(self, id)
+        self._id = id
 
     def encode(self) -> bytes:
-        return b"%b %d\r\n" % (self.word, self.id)
-
-
-_job_id = _slot_setter(_JobCommand, "id")
+        return b"%b %d\r\n" % (self.word, self._id)
 
 
 class ReserveJob(_JobCommand):
@@ -338,10 +326,10 @@ class StatsJob(_JobCommand):
 class Release(Command):
     """``release``: give a reserved job back, with a new priority and an optional delay."""
 
-    __slots__ = ("id", "priority", "delay")
-    id: int
-    priority: int
-    delay: int
+    __slots__ = ("_id", "_priority", "_delay")
+    id: Final[int] = _field("id", _ID_DOC)
+    priority: Final[int] = _field("priority", "The job's new priority.")
+    delay: Final[int] = _field("delay", "Seconds before the job is ready again.")
     word = b"release"
     replies = _replies(RELEASED=0, BURIED=0, NOT_FOUND=0)
 
@@ -351,45 +339,45 @@ class Release(Command):
         priority: int = DEFAULT_PRIORITY,
         delay: int = 0,
     ) -> None:
-        _set(self, "id", v.job_id(id))
-        _set(self, "priority", v.u32(priority, "priority"))
-        _set(self, "delay", v.u32(delay, "delay"))
+        self._id = v.job_id(id)
+        self._priority = v.u32(priority, "priority")
+        self._delay = v.u32(delay, "delay")
 
     def encode(self) -> bytes:
-        return b"release %d %d %d\r\n" % (self.id, self.priority, self.delay)
+        return b"release %d %d %d\r\n" % (self._id, self._priority, self._delay)
 
 
 class Bury(Command):
     """``bury``: park a reserved job in its tube's buried list, with a new priority."""
 
-    __slots__ = ("id", "priority")
-    id: int
-    priority: int
+    __slots__ = ("_id", "_priority")
+    id: Final[int] = _field("id", _ID_DOC)
+    priority: Final[int] = _field("priority", "The job's new priority.")
     word = b"bury"
     replies = _replies(BURIED=0, NOT_FOUND=0)
 
     def __init__(self, id: int, priority: int = DEFAULT_PRIORITY) -> None:  # noqa: A002
-        _set(self, "id", v.job_id(id))
-        _set(self, "priority", v.u32(priority, "priority"))
+        self._id = v.job_id(id)
+        self._priority = v.u32(priority, "priority")
 
     def encode(self) -> bytes:
-        return b"bury %d %d\r\n" % (self.id, self.priority)
+        return b"bury %d %d\r\n" % (self._id, self._priority)
 
 
 class Kick(Command):
     """``kick``: move up to ``bound`` buried jobs (or, with none buried, delayed jobs)
     of the used tube to ready."""
 
-    __slots__ = ("bound",)
-    bound: int
+    __slots__ = ("_bound",)
+    bound: Final[int] = _field("bound", "The most jobs to kick.")
     word = b"kick"
     replies = _replies(KICKED=1)
 
     def __init__(self, bound: int) -> None:
-        _set(self, "bound", v.u32(bound, "kick bound"))
+        self._bound = v.u32(bound, "kick bound")
 
     def encode(self) -> bytes:
-        return b"kick %d\r\n" % self.bound
+        return b"kick %d\r\n" % self._bound
 
 
 class _NoArgs(Command):
@@ -469,18 +457,18 @@ class Quit(_NoArgs):
 class PauseTube(Command):
     """``pause-tube``: hold back reserves from a tube for ``delay`` seconds."""
 
-    __slots__ = ("tube", "delay")
-    tube: str
-    delay: int
+    __slots__ = ("_tube", "_delay")
+    tube: Final[str] = _field("tube", "The tube's name.")
+    delay: Final[int] = _field("delay", "Seconds to hold reserves back.")
     word = b"pause-tube"
     replies = _replies(PAUSED=0, NOT_FOUND=0)
 
     def __init__(self, tube: str, delay: int) -> None:
-        _set(self, "tube", v.tube_name(tube))
-        _set(self, "delay", v.u32(delay, "pause delay"))
+        self._tube = v.tube_name(tube)
+        self._delay = v.u32(delay, "pause delay")
 
     def encode(self) -> bytes:
-        return b"pause-tube %b %d\r\n" % (self.tube.encode("ascii"), self.delay)
+        return b"pause-tube %b %d\r\n" % (self._tube.encode("ascii"), self._delay)
 
 
 ALL_COMMANDS: tuple[type[Command], ...] = (

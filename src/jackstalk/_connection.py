@@ -14,6 +14,7 @@ import dataclasses
 import enum
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from . import _commands as c
 from . import _events as e
@@ -75,7 +76,7 @@ class ConnectionState(enum.Enum):
 # compare against these module constants instead.
 _OPEN = ConnectionState.OPEN
 _ERROR = ConnectionState.ERROR
-_NEED_DATA = e.NEED_DATA
+_NEED_DATA: Final = e.NEED_DATA
 _Command = c.Command
 _Quit = c.Quit
 _Use = c.Use
@@ -162,7 +163,7 @@ class Connection:
 
     def __init__(self, *, max_body: int = DEFAULT_MAX_BODY) -> None:
         self._max_body = v.integer(max_body, "max_body", 0, 2**63 - 1)
-        self._buf = bytearray()
+        self._buf: bytes | bytearray = b""
         self._scan = 0
         self._eof = False
         self._pending: deque[c.Command] = deque()
@@ -250,9 +251,29 @@ class Connection:
         if data:
             if self._eof:
                 raise RuntimeError("received data after the end of the stream")
-            self._buf += data
+            buf = self._buf
+            if not buf:
+                # The common case: a read holds whole replies. Keep the bytes object as it
+                # is (no copy); a bytearray only appears when a reply spans reads.
+                self._buf = data if type(data) is bytes else bytes(data)
+            elif type(buf) is bytes:
+                self._buf = bytearray(buf) + data
+            else:
+                buf += data
         else:
             self._eof = True
+
+    def _consume(self, size: int) -> None:
+        """Drop the first ``size`` bytes of the buffer (one reply)."""
+        buf = self._buf
+        if size == len(buf):
+            self._buf = b""
+        elif type(buf) is bytes:
+            # Several replies in one read: the rest becomes a bytearray, whose front can be
+            # dropped without copying what follows, however many replies there are.
+            self._buf = bytearray(memoryview(buf)[size:])
+        else:
+            del buf[:size]  # type: ignore[union-attr]
 
     def _fail(self, error: JackstalkError) -> JackstalkError:
         self._state = ConnectionState.ERROR
@@ -268,51 +289,46 @@ class Connection:
         if self._state is _ERROR:
             self._raise_unusable()
         buf = self._buf
-        if not buf and not self._eof:
-            # Nothing buffered (a transport asking right after send): nothing to parse.
-            return _NEED_DATA
         pending = self._pending
-        if not pending:
-            if buf:
-                raise self._fail(
-                    ProtocolError(f"unsolicited data from server: {bytes(buf[:64])!r}")
-                )
-            self._state = ConnectionState.CLOSED
-            return _CLOSED
-        if self._body_len >= 0:
-            return self._finish_body()
+        # The common case first: a whole reply line is buffered for a pending command.
+        if not (buf and pending and self._body_len < 0):
+            return self._not_a_line()
         end = buf.find(b"\r\n", self._scan)
         if end < 0:
-            size = len(buf)
-            if size >= MAX_LINE:
-                raise self._fail(ProtocolError(f"reply line longer than {MAX_LINE} bytes"))
-            if self._eof:
-                raise self._fail(self._closed_error())
-            self._scan = size - 1 if size else 0
-            return _NEED_DATA
+            return self._partial_line()
         if end + 2 > MAX_LINE:
             raise self._fail(ProtocolError(f"reply line longer than {MAX_LINE} bytes"))
         self._scan = 0
-        line = bytes(buf[:end])
+        line = buf[:end]
+        if type(line) is not bytes:
+            line = bytes(line)
         command = pending[0]
+        replies = command.replies
+        if replies.get(line) == 0:
+            # A one-word reply (DELETED, NOT_FOUND, ...): the whole line is the word.
+            if end + 2 == len(buf):
+                self._buf = b""
+            else:
+                self._consume(end + 2)
+            pending.popleft()
+            return _ZERO_FIELD[line]
         fields = line.split(b" ")
         word = fields[0]
-        count = command.replies.get(word)
+        count = replies.get(word)
         if count is None or len(fields) != count + 1:
             raise self._fail(
                 ProtocolError(f"unexpected reply {line[:80]!r} to {command.word.decode()}")
             )
-        if count == 0:
-            del buf[: end + 2]
-            pending.popleft()
-            return _ZERO_FIELD[word]
         if word == b"INSERTED":
             # The commonest reply with a field, parsed inline (same rules as _number).
             field = fields[1]
             if field.isdigit() and len(field) <= 20:
                 job_id = int(field)
                 if 0 < job_id <= _U64_MAX:
-                    del buf[: end + 2]
+                    if end + 2 == len(buf):
+                        self._buf = b""
+                    else:
+                        self._consume(end + 2)
                     pending.popleft()
                     if _FAST_INSERTED:
                         inserted = _new(_Inserted)
@@ -341,12 +357,15 @@ class Connection:
                     and len(buf) >= stop + 2
                     and buf.startswith(b"\r\n", stop)
                 ):
-                    if size <= 4096:
-                        body = bytes(buf[start:stop])
+                    if type(buf) is bytes:
+                        body = buf[start:stop]
                     else:  # one copy, not two
                         with memoryview(buf) as view:
                             body = bytes(view[start:stop])
-                    del buf[: stop + 2]
+                    if stop + 2 == len(buf):
+                        self._buf = b""
+                    else:
+                        self._consume(stop + 2)
                     pending.popleft()
                     reserved = _new(_Reserved)
                     _set_reserved_id(reserved, job_id)
@@ -358,11 +377,37 @@ class Connection:
             event = self._parse_fields(word, fields[1])
         except ProtocolError as error:
             raise self._fail(error) from None
-        del buf[: end + 2]
+        self._consume(end + 2)
         pending.popleft()
         if word == b"USING" or word == b"WATCHING":
             self._track(command, event)  # type: ignore[arg-type]
         return event
+
+    def _not_a_line(self) -> e.Event | e.Closed | e.NeedDataType:
+        """:meth:`next_event` when no reply line can be parsed now: nothing buffered, the
+        end of the stream, bytes nobody asked for, or the rest of a reply body."""
+        if self._body_len >= 0:
+            return self._finish_body()
+        if self._pending:  # and nothing buffered
+            return self._partial_line()
+        if self._buf:
+            raise self._fail(
+                ProtocolError(f"unsolicited data from server: {bytes(self._buf[:64])!r}")
+            )
+        if not self._eof:
+            return _NEED_DATA
+        self._state = ConnectionState.CLOSED
+        return _CLOSED
+
+    def _partial_line(self) -> e.NeedDataType:
+        """:meth:`next_event` when the buffer holds no whole reply line yet."""
+        size = len(self._buf)
+        if size >= MAX_LINE:
+            raise self._fail(ProtocolError(f"reply line longer than {MAX_LINE} bytes"))
+        if self._eof:
+            raise self._fail(self._closed_error())
+        self._scan = size - 1 if size else 0
+        return _NEED_DATA
 
     def _parse_fields(self, word: bytes, field: bytes) -> e.Event:
         if word == b"INSERTED":
@@ -403,7 +448,7 @@ class Connection:
             raise self._fail(ProtocolError("reply body is not followed by \\r\\n"))
         with memoryview(buf) as view:
             body = bytes(view[start:stop])
-        del buf[: stop + 2]
+        self._consume(stop + 2)
         self._body_len = -1
         self._pending.popleft()
         word = self._body_word

@@ -124,7 +124,7 @@ def _unchecked(cls: type[c.Command], **fields: object) -> c.Command:
     """Build a command from values beanstalkd accepts but a client must never send."""
     command = object.__new__(cls)
     for name, value in fields.items():
-        object.__setattr__(command, name, value)
+        setattr(command, "_" + name, value)  # the private slot behind the read-only field
     return command
 
 

@@ -298,8 +298,7 @@ def test_reserve_with_timeout_runs_out_exactly_on_time(sim: Sim) -> None:
 
 def test_negative_timeout_waits_for_ever(sim: Sim) -> None:
     a, b = sim.conn(), sim.conn()
-    command = c.ReserveWithTimeout.__new__(c.ReserveWithTimeout)
-    object.__setattr__(command, "timeout", -1)  # what the parser makes of "-5"
+    command = c._rebuild(c.ReserveWithTimeout, (-1,))  # what the parser makes of "-5"
     assert sim.send(a, command) is None
     assert sim.engine.next_deadline() is None
     assert sim.at(10**9) == []
