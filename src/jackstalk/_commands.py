@@ -158,7 +158,7 @@ class Put(Command):
     ) -> None:
         # Well-typed arguments skip the checker calls (the same checks, inline); anything
         # else goes through them, in the same order, for the same errors.
-        if type(body) is not bytes:
+        if type(body) is not bytes or len(body) > _U32_MAX:
             body = v.body(body)
         if type(priority) is not int or not 0 <= priority <= _U32_MAX:
             priority = v.u32(priority, "priority")

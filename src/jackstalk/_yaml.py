@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
+from functools import partial
 from itertools import repeat
 from operator import call
 from typing import TypeAlias
@@ -183,31 +184,35 @@ def _unquote(raw: bytes) -> bytes:
 
 
 class _Shape:
-    """A document layout seen before (its keys, in order), compiled into one regular
-    expression that checks the whole body and captures every value in a single C call.
+    """A document layout seen before (its keys in order, and which values were quoted),
+    compiled into one regular expression that checks the whole body and captures every
+    value in a single C call.
 
-    Unsigned-integer fields only match ASCII digits (the rule of ``_to_uint``), so ``int``
-    converts them directly; every other value is the rest of its line (what
-    ``partition(b": ")`` would give, as no key contains ``": "``) and goes through its
-    converter after unquoting. A body that does not match falls back to the general parser.
+    Each value's pattern is its converter's rule (``_to_uint``: ASCII digits, ``_to_int``:
+    an optional ``-`` then digits, ``_to_float``: ``digits.digits``, ``_to_bool``: ``true``
+    or ``false``, text: the rest of the line), inside quotes where the sample had them; an
+    unquoted text value refuses a quoted one. So every capture goes straight to a C-level
+    converter (``int``, ``float``, a dict lookup, a decode), with no Python call per field.
+    A body that does not match falls back to the general parser.
     """
 
     __slots__ = ("converters", "names", "pattern")
 
-    def __init__(self, keys: tuple[bytes, ...]) -> None:
+    def __init__(self, keys: tuple[bytes, ...], quoted: tuple[bool, ...]) -> None:
         parts = [re.escape(_HEADER)]
         names: list[str] = []
         converters: list[_Converter] = []
-        for key in keys:
+        for key, is_quoted in zip(keys, quoted, strict=True):
             spec = _FIELDS.get(key)
             name, conv = (key.decode("utf-8", "surrogateescape"), _to_str) if spec is None else spec
             names.append(name)
-            if conv is _to_uint:
-                converters.append(int)
-                parts.append(re.escape(key + b": ") + b"([0-9]+)\n")
-            else:
-                converters.append(_UNQUOTED.get(conv) or _unquoted(conv))
-                parts.append(re.escape(key + b": ") + b"([^\n]*)\n")
+            value, fast = _PATTERNS[conv]
+            if is_quoted:
+                value = b'"' + value + b'"'
+            elif conv is _to_str:
+                value = b'(?!"[^\n]*"\n)' + value  # a quoted value would lose its quotes
+            converters.append(fast)
+            parts.append(re.escape(key + b": ") + value + b"\n")
         self.pattern = re.compile(b"".join(parts))
         self.names = tuple(names)
         self.converters = tuple(converters)
@@ -223,38 +228,44 @@ class _Shape:
             return None  # the general parser reports it
 
 
-def _unquoted(conv: _Converter) -> _Converter:
-    def convert(raw: bytes) -> _Value:
-        return conv(_unquote(raw))
-
-    return convert
-
-
-_UNQUOTED: dict[_Converter, _Converter] = {
-    conv: _unquoted(conv) for conv in (_to_int, _to_float, _to_bool, _to_str)
+# Each converter's rule as a pattern capturing the value, and a C-level callable that does
+# what the converter does to a value the pattern matched.
+_PATTERNS: dict[_Converter, tuple[bytes, _Converter]] = {
+    _to_uint: (b"([0-9]+)", int),
+    _to_int: (b"(-?[0-9]+)", int),
+    _to_float: (b"([0-9]+\\.[0-9]+)", float),
+    _to_bool: (b"(true|false)", {b"true": True, b"false": False}.__getitem__),
+    _to_str: (b"([^\n]*)", partial(str, encoding="utf-8", errors="surrogateescape")),
 }
 
 
-_SHAPES: dict[tuple[bytes, ...], _Shape] = {}
+_Layout: TypeAlias = tuple[tuple[bytes, ...], tuple[bool, ...]]
+"""A document's keys in order, and whether each value was quoted."""
+
+_SHAPES: dict[_Layout, _Shape] = {}
 _SHAPES_MAX = 8
 """A server sends a handful of layouts (stats, stats-tube, stats-job) again and again."""
-_SEEN: set[tuple[bytes, ...]] = set()
+_SEEN: set[_Layout] = set()
 
 
 def _learn_shape(lines: list[bytes]) -> None:
     """Compile a layout the second time it parses cleanly (compiling costs about as much
     as a hundred parses, so a one-off layout is never compiled)."""
-    keys = tuple(line.partition(b": ")[0] for line in lines)
-    if keys in _SHAPES:
+    split = [line.partition(b": ") for line in lines]
+    layout = (
+        tuple(key for key, _, _ in split),
+        tuple(raw != _unquote(raw) for _, _, raw in split),
+    )
+    if layout in _SHAPES:
         return
-    if keys not in _SEEN:
+    if layout not in _SEEN:
         if len(_SEEN) >= 4 * _SHAPES_MAX:
             _SEEN.clear()
-        _SEEN.add(keys)
+        _SEEN.add(layout)
         return
     if len(_SHAPES) >= _SHAPES_MAX:
         _SHAPES.pop(next(iter(_SHAPES)))
-    _SHAPES[keys] = _Shape(keys)
+    _SHAPES[layout] = _Shape(*layout)
 
 
 def parse_stats(data: bytes) -> dict[str, int | float | bool | str]:

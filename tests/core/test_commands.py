@@ -569,3 +569,15 @@ def test_error_families() -> None:
     assert issubclass(ConnectionClosedError, ConnectionError)
     assert not issubclass(ProtocolError, CommandError)
     assert not issubclass(InvalidArgument, CommandError)
+
+
+def test_put_refuses_a_body_over_the_size_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A body over 2**32-1 bytes cannot be described by the size field; shrink the limit
+    # rather than allocate 4 GiB.
+    from jackstalk import _commands
+
+    monkeypatch.setattr(_commands, "_U32_MAX", 3)
+    monkeypatch.setattr(validate, "U32_MAX", 3)
+    with pytest.raises(InvalidArgument, match="over the protocol's limit"):
+        Put(b"four", 0, 0, 0)
+    assert Put(b"thr", 0, 0, 0).body == b"thr"
