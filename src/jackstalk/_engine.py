@@ -989,9 +989,11 @@ class Engine:
         tube = self._tubes.get(cmd.tube)
         if tube is None:
             return e.NotFound()
-        # beanstalkd pauses for at least a nanosecond, which in effect unpauses.
+        # beanstalkd pauses for at least a nanosecond, which in effect unpauses: its next
+        # look at the tube is later than that. Here the clock may not move between two
+        # commands, so such a pause is over at once (the next look at the tube ends it).
         tube.pause = float(cmd.delay) if cmd.delay else 1e-9
-        tube.unpause_at = self._now + tube.pause
+        tube.unpause_at = self._now + cmd.delay
         tube.cmd_pause += 1
         self._paused.add(tube)
         return e.Paused()

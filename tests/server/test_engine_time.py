@@ -381,6 +381,16 @@ def test_pause_zero_unpauses(sim: Sim) -> None:
     assert sim.at(0.001) == [(w, e.Reserved(job, b"x"))]
 
 
+def test_pause_zero_is_over_before_the_next_command(sim: Sim) -> None:
+    # beanstalkd's next look at the tube is always more than its 1 ns pause later, even
+    # for a command in the same read; found by the differential test.
+    a, w = sim.conn(), sim.conn()
+    assert sim.send(a, c.PauseTube("default", 0)) == e.Paused()
+    job = sim.put(a)
+    assert sim.send(w, c.ReserveWithTimeout(0)) == e.Reserved(job, b"x")
+    assert sim.tube(a)["cmd-pause-tube"] == 1
+
+
 def test_reserve_job_ignores_the_pause(sim: Sim) -> None:
     a = sim.conn()
     job = sim.put(a)
