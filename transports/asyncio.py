@@ -1,19 +1,173 @@
-"""The asyncio client: the core driven over asyncio streams (TCP or Unix)."""
+"""The asyncio client: the core driven over an asyncio transport (TCP or Unix).
+
+A small :class:`asyncio.Protocol` stands in for asyncio's streams: it keeps what arrived
+and wakes the one task waiting for it (at most one: commands run one at a time), which
+costs a fraction of ``StreamReader.read`` and ``StreamWriter.drain`` per command.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import ssl
-from contextlib import AbstractAsyncContextManager
+from collections import deque
 
 from jackstalk._asyncbase import AsyncTransport
 from jackstalk._errors import ConnectionClosedError
 
 __all__ = ["AsyncClient"]
 
-_READ = 65536
+_LIMIT = 256 * 1024
+"""Bytes kept unread before the transport stops reading from the socket (resumed as soon
+as they are taken), so a server cannot fill memory while no command reads."""
 _LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
+
+
+class _Stream(asyncio.Protocol):
+    """The bytes of one connection: what arrived unread, whether it ended, and the task
+    waiting to read or to write (the event loop calls the ``asyncio.Protocol`` methods)."""
+
+    __slots__ = (
+        "data",
+        "eof",
+        "error",
+        "loop",
+        "lost",
+        "reader",
+        "reading_paused",
+        "transport",
+        "writer",
+        "writing_paused",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport
+        self.data = b""  # what arrived and was not taken yet
+        self.eof = False  # the server closed the stream, or the connection was lost
+        self.error: Exception | None = None  # why it was lost, if not by a clean close
+        self.lost = False
+        self.reading_paused = False
+        self.writing_paused = False
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+
+    # ---------------------------------------------------------------- the event loop's side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.data:
+            self.data += data
+            if len(self.data) > _LIMIT and not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
+        else:
+            self.data = data
+        reader = self.reader
+        if reader is not None:
+            self.reader = None
+            if not reader.done():
+                reader.set_result(None)
+
+    def eof_received(self) -> None:
+        self.eof = True  # returning None lets the transport close itself
+        self._wake_reader()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = self.lost = True
+        self.error = exc
+        self._wake_reader()
+        self.resume_writing()
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        writer = self.writer
+        if writer is not None:
+            self.writer = None
+            if not writer.done():
+                writer.set_result(None)
+
+    def _wake_reader(self) -> None:
+        reader = self.reader
+        if reader is not None:
+            self.reader = None
+            if not reader.done():
+                reader.set_result(None)
+
+    # ---------------------------------------------------------------- the client's side
+
+    async def receive(self) -> bytes:
+        """What arrived (waiting for it if nothing did), or ``b""`` at the end."""
+        if not self.data and not self.eof:
+            self.reader = reader = self.loop.create_future()
+            await reader
+        data = self.data
+        if data:
+            self.data = b""
+            if self.reading_paused:
+                self.reading_paused = False
+                self.transport.resume_reading()
+            return data
+        if self.error is not None:
+            raise self.error
+        return b""
+
+    async def drain(self) -> None:
+        """Wait until the transport's write buffer is below its high-water mark."""
+        while self.writing_paused:
+            self.writer = writer = self.loop.create_future()
+            await writer
+        if self.lost:
+            raise ConnectionResetError("the connection was lost while writing")
+
+
+class _CommandLock:
+    """A FIFO lock taken without an await when it is free.
+
+    Whoever releases it hands it to the first task in the queue, so a free lock has no
+    queue and :meth:`try_acquire` can never jump it.
+    """
+
+    __slots__ = ("_locked", "_queue")
+
+    def __init__(self) -> None:
+        self._locked = False
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    def try_acquire(self) -> bool:
+        if self._locked:
+            return False
+        self._locked = True
+        return True
+
+    async def acquire(self) -> None:
+        turn = asyncio.get_running_loop().create_future()
+        self._queue.append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.release()  # handed over, then cancelled before it ran: pass it on
+            else:
+                try:
+                    self._queue.remove(turn)
+                except ValueError:
+                    pass  # a release already dropped it
+            raise
+
+    def release(self) -> None:
+        queue = self._queue
+        while queue:
+            turn = queue.popleft()
+            if not turn.done():  # (a cancelled one is done)
+                turn.set_result(None)  # still locked: it belongs to that task now
+                return
+        self._locked = False
 
 
 class AsyncClient(AsyncTransport):
@@ -26,41 +180,50 @@ class AsyncClient(AsyncTransport):
     reconnects and restores the used tube and the watch list.
     """
 
-    _reader: asyncio.StreamReader
-    _writer: asyncio.StreamWriter
+    _stream: _Stream
 
     async def _open_stream(self) -> None:
         address = self.address
+        loop = asyncio.get_running_loop()
+        stream = _Stream(loop)
         if isinstance(address, str):
-            self._reader, self._writer = await asyncio.open_unix_connection(address)
+            await loop.create_unix_connection(lambda: stream, address)
         else:
-            self._reader, self._writer = await asyncio.open_connection(*address)
-            sock = self._writer.get_extra_info("socket")
+            await loop.create_connection(lambda: stream, *address)
+            sock = stream.transport.get_extra_info("socket")
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             if self.ssl is not None:
-                await self._handshake(self.ssl, address[0])
+                await self._handshake(stream, self.ssl, address[0])
+        self._stream = stream
+        # The command loop reads through the stream's own method: one frame fewer per read.
+        self._receive = stream.receive  # type: ignore[method-assign]
 
-    async def _handshake(self, context: ssl.SSLContext, host: str) -> None:
+    async def _handshake(self, stream: _Stream, context: ssl.SSLContext, host: str) -> None:
+        transport = stream.transport
         try:  # the certificate is checked against the host
-            await self._writer.start_tls(context, server_hostname=host)
+            tls = await stream.loop.start_tls(transport, stream, context, server_hostname=host)
         except BaseException as error:
-            self._writer.transport.abort()
+            transport.abort()
             if isinstance(error, _LOST_IN_HANDSHAKE):
                 raise ConnectionClosedError(f"lost in the TLS handshake: {error}") from error
             raise  # a certificate that does not verify: ssl.SSLCertVerificationError
+        if tls is None:  # pragma: no cover - only if the loop closed it meanwhile
+            transport.abort()
+            raise ConnectionClosedError("lost in the TLS handshake")
+        stream.transport = tls
 
     async def _send(self, data: bytes) -> None:
-        writer = self._writer
-        writer.write(data)
-        if writer.transport.get_write_buffer_size():
-            await writer.drain()
+        stream = self._stream
+        stream.transport.write(data)
+        if stream.writing_paused:
+            await stream.drain()
 
     async def _receive(self) -> bytes:
-        return await self._reader.read(_READ)
+        return await self._stream.receive()
 
     def _abort_stream(self) -> None:
-        transport = self._writer.transport
+        transport = self._stream.transport
         # abort() only closes the socket on the loop's next iteration; shutting it down
         # first ends the connection now, so the server sees it go (and frees any job it
         # held) even if the loop is blocked or about to stop.
@@ -74,7 +237,8 @@ class AsyncClient(AsyncTransport):
 
     def _stream_ended(self) -> bool:
         # The event loop reads in the background, so an idle connection's end is seen here.
-        return self._reader.at_eof()
+        stream = self._stream
+        return stream.eof and not stream.data
 
-    def _make_lock(self) -> AbstractAsyncContextManager[object]:
-        return asyncio.Lock()
+    def _make_lock(self) -> _CommandLock:
+        return _CommandLock()

@@ -1,10 +1,16 @@
-"""The trio client: the core driven over trio streams (TCP or Unix)."""
+"""The trio client: the core driven over trio's I/O waits (TCP or Unix).
+
+trio opens the connection (name resolution, happy eyeballs, TLS); a plain connection's
+socket is then driven directly, with ``trio.lowlevel.wait_readable``/``wait_writable``.
+A ``SocketStream`` passes through the scheduler once in ``send_all`` and once in
+``receive_some``, where one command needs one pass: waiting for its reply (which is a
+full checkpoint, so every command stays one).
+"""
 
 from __future__ import annotations
 
 import socket
 import ssl
-from contextlib import AbstractAsyncContextManager
 
 import trio
 
@@ -16,28 +22,39 @@ __all__ = ["TrioClient"]
 _READ = 65536
 _LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError)
 
+_checkpoint_if_cancelled = trio.lowlevel.checkpoint_if_cancelled
+_wait_readable = trio.lowlevel.wait_readable
+_wait_writable = trio.lowlevel.wait_writable
+
 
 class _CommandLock:
-    """A ``trio.StrictFIFOLock`` taken without a scheduler pass when it is free.
+    """A FIFO lock taken without an await when it is free.
 
-    Every command checkpoints anyway (it sends and receives), so the lock's own checkpoint
-    is one trip through the scheduler too many on the fast path; FIFO order is kept, since
-    a free lock has no one waiting.
+    Whoever releases it hands it to the first task parked in the queue (a task that
+    ``ParkingLot.unpark`` rescheduled can no longer be cancelled out of ``park``), so a
+    free lock has no queue and :meth:`try_acquire` can never jump it. Every command
+    checkpoints anyway, when it waits for its reply.
     """
 
-    __slots__ = ("_lock",)
+    __slots__ = ("_locked", "_queue")
 
     def __init__(self) -> None:
-        self._lock = trio.StrictFIFOLock()
+        self._locked = False
+        self._queue = trio.lowlevel.ParkingLot()
 
-    async def __aenter__(self) -> None:
-        try:
-            self._lock.acquire_nowait()
-        except trio.WouldBlock:
-            await self._lock.acquire()
+    def try_acquire(self) -> bool:
+        if self._locked:
+            return False
+        self._locked = True
+        return True
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._lock.release()
+    async def acquire(self) -> None:
+        await self._queue.park()  # the lock is ours when this returns
+
+    def release(self) -> None:
+        queue = self._queue
+        if not (queue and queue.unpark(count=1)):  # (an empty lot is false)
+            self._locked = False
 
 
 class TrioClient(AsyncTransport):
@@ -50,6 +67,8 @@ class TrioClient(AsyncTransport):
     to ready); the next call reconnects and restores the used tube and the watch list.
     """
 
+    _socket: socket.socket
+    """A plain connection's socket (non-blocking), taken over from trio's stream."""
     _stream: trio.SocketStream
     _tls: trio.SSLStream[trio.SocketStream] | None = None
     """The TLS layer over ``_stream`` when the client has ``ssl``."""
@@ -58,13 +77,19 @@ class TrioClient(AsyncTransport):
         address = self.address
         self._tls = None
         if isinstance(address, str):
-            self._stream = await trio.open_unix_socket(address)
+            stream = await trio.open_unix_socket(address)
         else:
-            self._stream = await trio.open_tcp_stream(*address)
-            self._stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            stream = await trio.open_tcp_stream(*address)
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            stream.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             if self.ssl is not None:
+                self._stream = stream
                 self._tls = await self._handshake(self.ssl, address[0])
+                return
+        # No await from here on: the socket changes hands whole.
+        sock = socket.socket(fileno=stream.socket.detach())
+        sock.setblocking(False)
+        self._socket = sock
 
     async def _handshake(
         self, context: ssl.SSLContext, host: str
@@ -86,19 +111,53 @@ class TrioClient(AsyncTransport):
 
     async def _send(self, data: bytes) -> None:
         tls = self._tls
-        await (self._stream if tls is None else tls).send_all(data)
+        if tls is not None:
+            await tls.send_all(data)
+            return
+        # A command already cancelled sends nothing; otherwise writing is no checkpoint:
+        # the wait for the reply, which always follows, is one.
+        await _checkpoint_if_cancelled()
+        sock = self._socket
+        try:
+            sent = sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):
+            await self._send_rest(data, sent)
+
+    async def _send_rest(self, data: bytes, sent: int) -> None:
+        """Write what did not fit in the socket's buffer, as room frees up."""
+        sock = self._socket
+        with memoryview(data) as view:
+            while sent < len(view):
+                await _wait_writable(sock)
+                try:
+                    sent += sock.send(view[sent:])
+                except BlockingIOError:
+                    pass
 
     async def _receive(self) -> bytes:
         tls = self._tls
-        if tls is None:
-            return await self._stream.receive_some(_READ)
-        return bytes(await tls.receive_some(_READ))  # bytes already: no copy
+        if tls is not None:
+            return bytes(await tls.receive_some(_READ))  # bytes already: no copy
+        sock = self._socket
+        while True:
+            await _wait_readable(sock)  # a full checkpoint, even when data is there
+            try:
+                return sock.recv(_READ)
+            except BlockingIOError:
+                pass
 
     def _abort_stream(self) -> None:
         # The socket closes without an await, so this also works inside a cancelled scope.
-        self._stream.socket.close()
+        if self._tls is not None:
+            self._stream.socket.close()
+            return
+        sock = self._socket
+        trio.lowlevel.notify_closing(sock)  # a task waiting on it raises ClosedResourceError
+        sock.close()
 
-    def _make_lock(self) -> AbstractAsyncContextManager[object]:
+    def _make_lock(self) -> _CommandLock:
         return _CommandLock()
 
     def _map_error(self, error: BaseException) -> BaseException:

@@ -9,9 +9,8 @@ an event loop library.
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import NoReturn, Self
+from typing import NoReturn, Protocol, Self
 
 from ._api import AsyncCommands
 from ._commands import Command
@@ -20,7 +19,20 @@ from ._errors import ClientBusyError, ConnectionClosedError, JackstalkError
 from ._events import NEED_DATA, Closed, Event
 from ._pipeline import windows
 
-__all__ = ["AsyncTransport"]
+__all__ = ["AsyncTransport", "CommandLock"]
+
+
+class CommandLock(Protocol):
+    """A FIFO lock whose free case costs no await: every command takes it."""
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free and no one queues for it; never waits."""
+
+    async def acquire(self) -> None:
+        """Queue for the lock (after :meth:`try_acquire` failed); cancellable."""
+
+    def release(self) -> None:
+        """Hand the lock to the first in the queue, or free it."""
 
 
 class AsyncTransport(AsyncCommands):
@@ -30,7 +42,7 @@ class AsyncTransport(AsyncCommands):
     _ready = False
     _reserves = 0
     """Reserves running or queued for the lock: a command issued now would wait behind them."""
-    _lock: AbstractAsyncContextManager[object] | None = None
+    _lock: CommandLock | None = None
     _conn = Connection()
 
     # ---------------------------------------------------------------- the primitives
@@ -51,7 +63,7 @@ class AsyncTransport(AsyncCommands):
         """Close the stream now, without awaiting (it must work while cancelled)."""
         raise NotImplementedError
 
-    def _make_lock(self) -> AbstractAsyncContextManager[object]:
+    def _make_lock(self) -> CommandLock:
         """A FIFO lock of the event loop library."""
         raise NotImplementedError
 
@@ -73,9 +85,12 @@ class AsyncTransport(AsyncCommands):
         """Open the connection now (it otherwise opens on first use)."""
         if self._connected:
             return  # (also while a reserve waits on it: nothing to refuse)
-        async with self._guard():
+        lock = await self._acquire()
+        try:
             if not self._connected:
                 await self._open()
+        finally:
+            lock.release()
 
     async def _open(self) -> None:
         await self._open_stream()
@@ -118,48 +133,68 @@ class AsyncTransport(AsyncCommands):
 
     # ---------------------------------------------------------------- commands
 
-    def _guard(self) -> AbstractAsyncContextManager[object]:
+    async def _acquire(self) -> CommandLock:
+        """Take the command lock, or raise :class:`ClientBusyError` if a reserve waits."""
         if self._reserves:
             raise ClientBusyError("a reserve is waiting on this connection; use another client")
         lock = self._lock
         if lock is None:
             lock = self._lock = self._make_lock()
+        if not lock.try_acquire():
+            await lock.acquire()
         return lock
 
     async def _execute(self, command: Command, /) -> Event:
-        guard = self._guard()
+        # The hot path of every method: _acquire, the reconnect check and the reply loop
+        # are written out here, to spare frames and awaits per command.
+        if self._reserves:
+            raise ClientBusyError("a reserve is waiting on this connection; use another client")
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = self._make_lock()
         # From here on, a reserve counts as waiting, even while it queues for the lock:
         # whatever is issued after it could only run once it is answered.
         waits = command.waits
         if waits:
             self._reserves += 1
         try:
-            async with guard:
+            if not lock.try_acquire():
+                await lock.acquire()
+            try:
                 if not self._connected or self._stream_ended():
                     self._drop()
                     await self._open()
                 conn = self._conn
+                receive = self._receive
                 try:
                     await self._send(conn.send(command))
+                    # Nothing was buffered before the send (the core refuses to send
+                    # otherwise), so there is nothing to parse before the first read.
+                    conn.receive_data(await receive())
                     event = conn.next_event()
                     while event is NEED_DATA:
-                        conn.receive_data(await self._receive())
+                        conn.receive_data(await receive())
                         event = conn.next_event()
                     if type(event) is Closed:
                         raise ConnectionClosedError("server closed the connection")
                 except BaseException as error:
                     self._fail(error)
                 return event  # type: ignore[return-value]
+            finally:
+                lock.release()
         finally:
             if waits:
                 self._reserves -= 1
 
     async def _execute_many(self, commands: list[Command], /) -> list[Event]:
-        async with self._guard():
+        lock = await self._acquire()
+        try:
             if not self._connected or self._stream_ended():
                 self._drop()
                 await self._open()
             return await self._send_many(commands)
+        finally:
+            lock.release()
 
     async def _send_many(self, commands: list[Command]) -> list[Event]:
         conn = self._conn

@@ -101,7 +101,7 @@ async def test_idle_connection_closed_by_the_server_is_replaced_silently(
                 raw._used_at = float("-inf")  # as if it had been idle for a long time
             else:
                 for _ in range(1000):  # let the event loop read the end of the stream
-                    if raw._reader.at_eof():
+                    if raw._stream_ended():
                         break
                     await asyncio.sleep(0)
             assert await client.put("sent once, on a new connection") > 0
