@@ -57,6 +57,9 @@ _BURIED = e.Buried()
 _KICKED = e.Kicked()
 # Zero-field replies by word, the two with an optional field included.
 _ZERO_FIELD: dict[bytes, e.Event] = {**_SIMPLE, b"BURIED": _BURIED, b"KICKED": _KICKED}
+# The same by the whole line, end of line included.
+_WHOLE_LINES: dict[bytes, e.Event] = {word + b"\r\n": event for word, event in _ZERO_FIELD.items()}
+_WHOLE_LINE_MAX = max(map(len, _WHOLE_LINES))  # (a longer read is never hashed)
 
 
 class ConnectionState(enum.Enum):
@@ -293,6 +296,50 @@ class Connection:
         # The common case first: a whole reply line is buffered for a pending command.
         if not (buf and pending and self._body_len < 0):
             return self._not_a_line()
+        if type(buf) is bytes:
+            # The commonest reads of all: exactly one one-word reply (DELETED ...), or
+            # exactly one INSERTED line. Anything else, or a reply the command may not get,
+            # takes the general path below, which checks it from the start.
+            event = _WHOLE_LINES.get(buf) if len(buf) <= _WHOLE_LINE_MAX else None
+            if event is not None:
+                if pending[0].replies.get(event.word) == 0:
+                    self._buf = b""
+                    pending.popleft()
+                    return event
+            elif buf.startswith(b"INSERTED ") and buf.endswith(b"\r\n"):
+                field = buf[9:-2]  # all digits: then this is the only line
+                if field.isdigit() and len(field) <= 20 and _FAST_INSERTED:
+                    job_id = int(field)
+                    if 0 < job_id <= _U64_MAX and pending[0].replies.get(b"INSERTED") == 1:
+                        self._buf = b""
+                        pending.popleft()
+                        inserted = _new(_Inserted)
+                        _set_inserted_id(inserted, job_id)
+                        return inserted
+            elif buf.startswith(b"RESERVED ") and buf.endswith(b"\r\n") and _FAST_RESERVED:
+                end = buf.find(b"\r\n")
+                id_field, _, size_field = buf[9:end].partition(b" ")
+                if (
+                    id_field.isdigit()
+                    and size_field.isdigit()
+                    and len(id_field) <= 20
+                    and len(size_field) <= 20
+                ):
+                    job_id = int(id_field)
+                    size = int(size_field)
+                    start = end + 2
+                    if (
+                        0 < job_id <= _U64_MAX
+                        and len(buf) == start + size + 2  # then this is the only reply
+                        and size <= self._max_body
+                        and pending[0].replies.get(b"RESERVED") == 2
+                    ):
+                        self._buf = b""
+                        pending.popleft()
+                        reserved = _new(_Reserved)
+                        _set_reserved_id(reserved, job_id)
+                        _set_reserved_body(reserved, buf[start:-2])
+                        return reserved
         end = buf.find(b"\r\n", self._scan)
         if end < 0:
             return self._partial_line()
