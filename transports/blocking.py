@@ -208,7 +208,8 @@ class Client(SyncCommands):
                 try:
                     data = sock.recv(_READ)
                 except (BlockingIOError, TimeoutError) as error:
-                    data = self._late_reply(sock, command, error)
+                    wait = reply_wait(command, self.timeout)
+                    data = self._late_reply(sock, wait, error)
                 conn.receive_data(data)
                 event = conn.next_event()
                 if event is not NEED_DATA:
@@ -219,11 +220,11 @@ class Client(SyncCommands):
             self._fail(ConnectionClosedError("server closed the connection"))
         return event  # type: ignore[return-value]
 
-    def _late_reply(self, sock: socket.socket, command: Command, error: OSError) -> bytes:
-        """The connection's limit ran out while reading ``command``'s reply. A reply that
-        may take longer (a reserve waiting for a job) is read up to its own deadline;
-        otherwise the reply is late, and the error propagates."""
-        wait = reply_wait(command, self.timeout)
+    def _late_reply(self, sock: socket.socket, wait: float | None, error: OSError) -> bytes:
+        """The connection's limit ran out while reading a reply that may take ``wait``
+        seconds (None: for ever). A reply that may take longer than the limit (a reserve
+        waiting for a job) is read up to then; otherwise it is late, and the error
+        propagates."""
         if wait == self.timeout:
             raise error
         started = _monotonic() - (self.timeout or 0.0)
@@ -235,22 +236,13 @@ class Client(SyncCommands):
                     raise
 
     def _receive(self, sock: socket.socket, wait: float | None) -> Event | Closed:
-        """Read until the next reply, for up to ``wait`` seconds (None: for ever)."""
+        """Read until the next reply of a batch, for up to ``wait`` seconds (None: for ever)."""
         conn = self._conn
-        started = 0.0
         while True:
             try:
                 data = sock.recv(_READ)
-            except (BlockingIOError, TimeoutError):
-                # The connection's limit ran out. A reply that may take longer (a reserve
-                # waiting for a job) is read again, up to its own deadline.
-                if wait == self.timeout:
-                    raise
-                now = time.monotonic()
-                started = started or now - (self.timeout or 0.0)
-                if wait is not None and now - started >= wait:
-                    raise
-                continue
+            except (BlockingIOError, TimeoutError) as error:
+                data = self._late_reply(sock, wait, error)
             conn.receive_data(data)
             event = conn.next_event()
             if event is not NEED_DATA:

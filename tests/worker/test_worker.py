@@ -47,6 +47,28 @@ def test_successful_jobs_are_deleted(beanstalkd: BeanstalkdServer) -> None:
         assert "emails" not in client.tubes()  # emptied and unused: the server dropped it
 
 
+def test_worker_waits_for_the_next_job_beyond_the_reply_timeout(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    # The delete of the first job and the reserve of the next go out in one write; the
+    # next job only becomes ready a second later, five times the client's reply timeout:
+    # the pipelined reserve keeps waiting (it has no deadline), it does not time out.
+    with producer(beanstalkd) as client:
+        client.put("now")
+        client.put("in a second", delay=1)
+    seen: list[str] = []
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        seen.append(job.body)
+        stopping_after(box, 2, seen)
+
+    worker = jackstalk.Worker(handle, address=beanstalkd.address, timeout=0.2)
+    box.append(worker)
+    assert worker.run() == 2
+    assert seen == ["now", "in a second"]
+
+
 def test_failing_job_is_released_with_backoff(beanstalkd: BeanstalkdServer) -> None:
     with producer(beanstalkd) as client:
         job_id = client.put("boom", priority=7)
