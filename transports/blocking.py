@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import ssl
 import struct
-import time
 from collections.abc import Callable, Iterable
 from time import monotonic as _monotonic
 from types import TracebackType
