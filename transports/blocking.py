@@ -259,7 +259,8 @@ class Client(SyncCommands):
                 sock.sendall(b"".join([conn.send(command) for command in window]))
                 # Keep one window in flight while reading the replies of the one before:
                 # the server never stalls waiting for us, and its replies never pile up.
-                self._read(events, in_flight, wait)
+                if in_flight:
+                    self._read(events, in_flight, wait)
                 in_flight = len(window)
             self._read(events, in_flight, wait)
         except BaseException as error:

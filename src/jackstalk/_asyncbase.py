@@ -204,7 +204,8 @@ class AsyncTransport(AsyncCommands):
             for window in windows(commands):
                 await self._send(b"".join([conn.send(command) for command in window]))
                 # One window stays in flight while the replies of the one before are read.
-                await self._read(events, in_flight)
+                if in_flight:
+                    await self._read(events, in_flight)
                 in_flight = len(window)
             await self._read(events, in_flight)
         except BaseException as error:

@@ -433,6 +433,8 @@ class Connection:
     def _not_a_line(self) -> e.Event | e.Closed | e.NeedDataType:
         """:meth:`next_event` when no reply line can be parsed now: nothing buffered, the
         end of the stream, bytes nobody asked for, or the rest of a reply body."""
+        if not self._buf and not self._eof:
+            return _NEED_DATA  # (a transport asking before it reads: nothing to parse yet)
         if self._body_len >= 0:
             return self._finish_body()
         if self._pending:  # and nothing buffered

@@ -962,8 +962,8 @@ def scenarios(ops: int, batch: int) -> list[Scenario]:
             "worker",
             size,
             ops,
-            (JackstalkWorkerKit(), RawWorkerKit(), _SequentialAsWorker()),
-            ("raw-worker", "raw-sequential"),
+            (JackstalkWorkerKit(), _GreenstalkAsWorker(), RawWorkerKit(), _SequentialAsWorker()),
+            ("greenstalk", "raw-worker", "raw-sequential"),
         )
     return out
 
@@ -975,6 +975,15 @@ class _SequentialAsWorker(RawSequentialKit):
 
     def worker(self, sock: socket.socket, body: bytes, n: int) -> None:
         self.reserve_delete(sock, body, n)
+
+
+class _GreenstalkAsWorker(GreenstalkKit):
+    """greenstalk's reserve + delete loop (its fastest worker), under scenario 7."""
+
+    kinds = frozenset({"worker"})
+
+    def worker(self, client: Any, body: bytes, n: int) -> None:
+        self.reserve_delete(client, body, n)
 
 
 # ======================================================================== measuring
@@ -1258,6 +1267,14 @@ TARGETS = (
         0.85,
     ),
     Target("stats ≥ 1.2x greenstalk", "blocking", ("stats",), "jackstalk", "greenstalk", 1.2),
+    Target(
+        "worker cycles ≥ 1.3x greenstalk's reserve + delete",
+        "worker",
+        ("worker",),
+        "jackstalk-worker",
+        "greenstalk",
+        1.3,
+    ),
     Target(
         "asyncio ≥ 0.9x raw-asyncio",
         "asyncio",
