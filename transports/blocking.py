@@ -234,14 +234,15 @@ class Client(SyncCommands):
                 if wait is not None and _monotonic() - started >= wait:
                     raise
 
-    def _receive(self, sock: socket.socket, wait: float | None) -> Event | Closed:
-        """Read until the next reply of a batch, for up to ``wait`` seconds (None: for ever)."""
+    def _receive(self, sock: socket.socket, commands: list[Command]) -> Event | Closed:
+        """Read until the next reply of a batch of ``commands``, as long as the longest of
+        them may wait for its reply."""
         conn = self._conn
         while True:
             try:
                 data = sock.recv(_READ)
             except (BlockingIOError, TimeoutError) as error:
-                data = self._late_reply(sock, wait, error)
+                data = self._late_reply(sock, batch_wait(commands, self.timeout), error)
             conn.receive_data(data)
             event = conn.next_event()
             if event is not NEED_DATA:
@@ -253,29 +254,28 @@ class Client(SyncCommands):
         conn = self._conn
         events: list[Event] = []
         try:
-            wait = batch_wait(commands, self.timeout)
             in_flight = 0
             for window in windows(commands):
                 sock.sendall(b"".join([conn.send(command) for command in window]))
                 # Keep one window in flight while reading the replies of the one before:
                 # the server never stalls waiting for us, and its replies never pile up.
                 if in_flight:
-                    self._read(events, in_flight, wait)
+                    self._read(events, in_flight, commands)
                 in_flight = len(window)
-            self._read(events, in_flight, wait)
+            self._read(events, in_flight, commands)
         except BaseException as error:
             self._fail(error)
         self._used_at = _monotonic()
         return events
 
-    def _read(self, events: list[Event], count: int, wait: float | None) -> None:
+    def _read(self, events: list[Event], count: int, commands: list[Command]) -> None:
         sock = self._sock
         conn = self._conn
         assert sock is not None
         for _ in range(count):
             event = conn.next_event()
             if event is NEED_DATA:
-                event = self._receive(sock, wait)
+                event = self._receive(sock, commands)
             if type(event) is Closed:
                 raise ConnectionClosedError("server closed the connection")
             events.append(event)  # type: ignore[arg-type]

@@ -36,19 +36,23 @@ log = logging.getLogger("jackstalk.worker")
 Handler = Callable[..., Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # (not frozen: a frozen dataclass is slower to build, every cycle)
 class Execute:
     """Step: send ``commands`` in one write and return their reply events."""
 
     commands: list[c.Command]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Handle:
     """Step: run ``handler(job)``; return the exception it raised, or None."""
 
     handler: Handler
     job: Job | AsyncJob
+
+
+_SETTLING_REPLIES = (e.Deleted, e.Released, e.Buried, e.NotFound)
+"""What the delete, release or bury of a finished job may get without anything amiss."""
 
 
 class _Settled:
@@ -67,7 +71,9 @@ class WorkerJob(Job):
     __slots__ = ("_settled",)
 
     def __init__(self, job: Job, settled: _Settled) -> None:
-        super().__init__(job.id, job.body, job.client)
+        self.id = job.id  # (what Job.__init__ does, without the super() call, every job)
+        self.body = job.body
+        self.client = job.client
         self._settled = settled
 
     def delete(self) -> None:
@@ -89,7 +95,9 @@ class AsyncWorkerJob(AsyncJob):
     __slots__ = ("_settled",)
 
     def __init__(self, job: AsyncJob, settled: _Settled) -> None:
-        super().__init__(job.id, job.body, job.client)
+        self.id = job.id  # (what Job.__init__ does, without the super() call, every job)
+        self.body = job.body
+        self.client = job.client
         self._settled = settled
 
     async def delete(self) -> None:
@@ -200,7 +208,7 @@ class Worker:
                 return
             events: list[e.Event] = yield Execute([*settle, reserve])
             for command, event in zip(settle, events, strict=False):
-                if not isinstance(event, e.Deleted | e.Released | e.Buried | e.NotFound):
+                if not isinstance(event, _SETTLING_REPLIES):
                     log.warning("%s of a finished job got %r", command.word.decode(), event)
             settle = []
             reply = events[-1]
