@@ -121,6 +121,9 @@ _FAST_RESERVED = _event_factory(_Reserved, "id", "body")
 _set_inserted_id = _slot_setter(_Inserted, "id", _FAST_INSERTED)
 _set_reserved_id = _slot_setter(_Reserved, "id", _FAST_RESERVED)
 _set_reserved_body = _slot_setter(_Reserved, "body", _FAST_RESERVED)
+_Ok = e.Ok
+_FAST_OK = _event_factory(_Ok, "data")
+_set_ok_data = _slot_setter(_Ok, "data", _FAST_OK)
 
 
 def _number(field: bytes, low: int) -> int:
@@ -340,6 +343,22 @@ class Connection:
                         _set_reserved_id(reserved, job_id)
                         _set_reserved_body(reserved, buf[start:-2])
                         return reserved
+            elif buf.startswith(b"OK ") and buf.endswith(b"\r\n") and _FAST_OK:
+                end = buf.find(b"\r\n")
+                size_field = buf[3:end]
+                if size_field.isdigit() and len(size_field) <= 20:
+                    size = int(size_field)
+                    start = end + 2
+                    if (
+                        len(buf) == start + size + 2  # then this is the only reply
+                        and size <= self._max_body
+                        and pending[0].replies.get(b"OK") == 1
+                    ):
+                        self._buf = b""
+                        pending.popleft()
+                        ok = _new(_Ok)
+                        _set_ok_data(ok, buf[start:-2])
+                        return ok
         end = buf.find(b"\r\n", self._scan)
         if end < 0:
             return self._partial_line()

@@ -194,6 +194,12 @@ PROTOCOL_ERRORS: list[tuple[str, list[Command], bytes]] = [
     ("reserved extra field", [Reserve()], b"RESERVED 5 1 1\r\nx\r\n"),
     ("ok without size", [Stats()], b"OK\r\n"),
     ("found to reserve", [Reserve()], b"FOUND 1 1\r\nx\r\n"),
+    # Whole single replies that the one-reply fast parse would take, sent to commands that
+    # cannot get them.
+    ("deleted to put", [Put(b"x")], b"DELETED\r\n"),
+    ("inserted to reserve", [Reserve()], b"INSERTED 1\r\n"),
+    ("reserved to put", [Put(b"x")], b"RESERVED 1 1\r\nx\r\n"),
+    ("ok to put", [Put(b"x")], b"OK 1\r\nx\r\n"),
     ("plus sign", [Put(b"x")], b"INSERTED +5\r\n"),
     ("minus sign", [Put(b"x")], b"INSERTED -5\r\n"),
     ("underscore", [Put(b"x")], b"INSERTED 1_0\r\n"),
