@@ -11,6 +11,7 @@ import asyncio
 import socket
 import ssl
 from collections import deque
+from collections.abc import Awaitable
 
 from jackstalk._asyncbase import AsyncTransport
 from jackstalk._errors import ConnectionClosedError
@@ -213,11 +214,10 @@ class AsyncClient(AsyncTransport):
             raise ConnectionClosedError("lost in the TLS handshake")
         stream.transport = tls
 
-    async def _send(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> Awaitable[None] | None:
         stream = self._stream
         stream.transport.write(data)
-        if stream.writing_paused:
-            await stream.drain()
+        return stream.drain() if stream.writing_paused else None
 
     async def _receive(self) -> bytes:
         return await self._stream.receive()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+from collections.abc import Awaitable
 
 import trio
 
@@ -108,6 +109,9 @@ class TrioClient(AsyncTransport):
                 raise cause from None
             raise ConnectionClosedError(f"lost in the TLS handshake: {error}") from error
         return tls
+
+    def _write(self, data: bytes) -> Awaitable[None]:
+        return self._send(data)  # always awaited: it checks for cancellation first
 
     async def _send(self, data: bytes) -> None:
         tls = self._tls

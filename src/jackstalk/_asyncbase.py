@@ -9,6 +9,7 @@ an event loop library.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import NoReturn, Protocol, Self
 
@@ -51,8 +52,10 @@ class AsyncTransport(AsyncCommands):
         """Connect to ``self.address``."""
         raise NotImplementedError
 
-    async def _send(self, data: bytes) -> None:
-        """Write all of ``data``."""
+    def _write(self, data: bytes) -> Awaitable[None] | None:
+        """Write all of ``data``: ``None`` once it is written, or an awaitable to await
+        first (backpressure, or a library that checks for cancellation before it writes).
+        Not a coroutine itself, so that the common case costs no coroutine per command."""
         raise NotImplementedError
 
     async def _receive(self) -> bytes:
@@ -167,7 +170,9 @@ class AsyncTransport(AsyncCommands):
                 conn = self._conn
                 receive = self._receive
                 try:
-                    await self._send(conn.send(command))
+                    waiter = self._write(conn.send(command))
+                    if waiter is not None:
+                        await waiter
                     # Nothing was buffered before the send (the core refuses to send
                     # otherwise), so there is nothing to parse before the first read.
                     conn.receive_data(await receive())
@@ -202,7 +207,9 @@ class AsyncTransport(AsyncCommands):
         try:
             in_flight = 0
             for window in windows(commands):
-                await self._send(b"".join([conn.send(command) for command in window]))
+                waiter = self._write(b"".join([conn.send(command) for command in window]))
+                if waiter is not None:
+                    await waiter
                 # One window stays in flight while the replies of the one before are read.
                 if in_flight:
                     await self._read(events, in_flight)
