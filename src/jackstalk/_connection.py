@@ -10,11 +10,10 @@ the connection unusable, so a desynchronised stream can never go unnoticed.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from . import _commands as c
 from . import _events as e
@@ -87,43 +86,12 @@ _Watch = c.Watch
 _Ignore = c.Ignore
 
 
-def _event_factory(cls: type[e.Event], *names: str) -> bool:
-    """True when ``cls`` is still a frozen slots dataclass with exactly the fields ``names``
-    and nothing run at construction beyond storing them, so the parser may build it by
-    setting its slots directly (its generated ``__init__`` stores each field through the
-    slower ``object.__setattr__``); otherwise the parser calls the class as usual."""
-    if getattr(cls, "__dataclass_fields__", None) is None:
-        return False  # pragma: no cover - only if events change
-    fields = tuple(field.name for field in dataclasses.fields(cls))  # type: ignore[arg-type]
-    return (
-        fields == names
-        and not hasattr(cls, "__post_init__")
-        and all(type(cls.__dict__.get(name)).__name__ == "member_descriptor" for name in names)
-    )
-
-
-def _slot_setter(cls: type, name: str, fast: bool) -> Callable[[object, object], None]:
-    if fast:
-        setter: Callable[[object, object], None] = cls.__dict__[name].__set__
-        return setter
-    return _never
-
-
-def _never(obj: object, value: object) -> None:  # pragma: no cover - only if events change
-    raise AssertionError("unused: the event is built by its constructor")
-
-
-_new = object.__new__
+# The parser builds the commonest events by filling their private slots itself: what their
+# __init__ does, without the cost of calling a class.
+_new: Callable[[type], Any] = object.__new__
 _Inserted = e.Inserted
 _Reserved = e.Reserved
-_FAST_INSERTED = _event_factory(_Inserted, "id")
-_FAST_RESERVED = _event_factory(_Reserved, "id", "body")
-_set_inserted_id = _slot_setter(_Inserted, "id", _FAST_INSERTED)
-_set_reserved_id = _slot_setter(_Reserved, "id", _FAST_RESERVED)
-_set_reserved_body = _slot_setter(_Reserved, "body", _FAST_RESERVED)
 _Ok = e.Ok
-_FAST_OK = _event_factory(_Ok, "data")
-_set_ok_data = _slot_setter(_Ok, "data", _FAST_OK)
 
 
 def _number(field: bytes, low: int) -> int:
@@ -311,15 +279,15 @@ class Connection:
                     return event
             elif buf.startswith(b"INSERTED ") and buf.endswith(b"\r\n"):
                 field = buf[9:-2]  # all digits: then this is the only line
-                if field.isdigit() and len(field) <= 20 and _FAST_INSERTED:
+                if field.isdigit() and len(field) <= 20:
                     job_id = int(field)
                     if 0 < job_id <= _U64_MAX and pending[0].replies.get(b"INSERTED") == 1:
                         self._buf = b""
                         pending.popleft()
-                        inserted = _new(_Inserted)
-                        _set_inserted_id(inserted, job_id)
+                        inserted: e.Inserted = _new(_Inserted)
+                        inserted._id = job_id
                         return inserted
-            elif buf.startswith(b"RESERVED ") and buf.endswith(b"\r\n") and _FAST_RESERVED:
+            elif buf.startswith(b"RESERVED ") and buf.endswith(b"\r\n"):
                 end = buf.find(b"\r\n")
                 id_field, _, size_field = buf[9:end].partition(b" ")
                 if (
@@ -339,11 +307,11 @@ class Connection:
                     ):
                         self._buf = b""
                         pending.popleft()
-                        reserved = _new(_Reserved)
-                        _set_reserved_id(reserved, job_id)
-                        _set_reserved_body(reserved, buf[start:-2])
+                        reserved: e.Reserved = _new(_Reserved)
+                        reserved._id = job_id
+                        reserved._body = buf[start:-2]
                         return reserved
-            elif buf.startswith(b"OK ") and buf.endswith(b"\r\n") and _FAST_OK:
+            elif buf.startswith(b"OK ") and buf.endswith(b"\r\n"):
                 end = buf.find(b"\r\n")
                 size_field = buf[3:end]
                 if size_field.isdigit() and len(size_field) <= 20:
@@ -356,8 +324,8 @@ class Connection:
                     ):
                         self._buf = b""
                         pending.popleft()
-                        ok = _new(_Ok)
-                        _set_ok_data(ok, buf[start:-2])
+                        ok: e.Ok = _new(_Ok)
+                        ok._data = buf[start:-2]
                         return ok
         end = buf.find(b"\r\n", self._scan)
         if end < 0:
@@ -396,12 +364,10 @@ class Connection:
                     else:
                         self._consume(end + 2)
                     pending.popleft()
-                    if _FAST_INSERTED:
-                        inserted = _new(_Inserted)
-                        _set_inserted_id(inserted, job_id)
-                        return inserted
-                    return _Inserted(job_id)  # pragma: no cover - only if events change
-        elif word == b"RESERVED" and _FAST_RESERVED:
+                    inserted = _new(_Inserted)
+                    inserted._id = job_id
+                    return inserted
+        elif word == b"RESERVED":
             # The commonest reply with a body, parsed inline when it has fully arrived and
             # is well-formed; anything else takes the general path below, which checks it
             # from the start (nothing has been consumed yet) and reports what is wrong.
@@ -434,8 +400,8 @@ class Connection:
                         self._consume(stop + 2)
                     pending.popleft()
                     reserved = _new(_Reserved)
-                    _set_reserved_id(reserved, job_id)
-                    _set_reserved_body(reserved, body)
+                    reserved._id = job_id
+                    reserved._body = body
                     return reserved
         try:
             if word == b"RESERVED" or word == b"FOUND" or word == b"OK":
@@ -521,12 +487,7 @@ class Connection:
         self._pending.popleft()
         word = self._body_word
         if word == b"RESERVED":
-            if _FAST_RESERVED:
-                reserved = _new(_Reserved)
-                _set_reserved_id(reserved, self._body_id)
-                _set_reserved_body(reserved, body)
-                return reserved
-            return _Reserved(self._body_id, body)  # pragma: no cover - only if events change
+            return _Reserved(self._body_id, body)
         if word == b"OK":
             return e.Ok(body)
         return e.Found(self._body_id, body)

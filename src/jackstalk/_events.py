@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import ClassVar, Final, Literal
+from operator import attrgetter
+from typing import Any, ClassVar, Final, Literal
 
 __all__ = [
     "NEED_DATA",
@@ -55,16 +56,50 @@ NeedDataType = Literal[NeedData.NEED_DATA]
 
 
 class Event:
-    """Base class of every reply event."""
+    """Base class of every reply event.
+
+    Events are immutable values: their fields live in private slots behind read-only
+    attributes (the parser fills the slots directly, the cheapest way to build an object),
+    and two events are equal when they are of the same class with equal fields.
+    """
 
     __slots__ = ()
 
     word: ClassVar[bytes] = b""
     """The reply word on the wire, such as ``b"NOT_FOUND"``."""
 
+    _field_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        names: list[str] = []
+        for klass in reversed(cls.__mro__):
+            names.extend(slot[1:] for slot in klass.__dict__.get("__slots__", ()))
+        cls._field_names = tuple(names)
+
+    def _fields(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._field_names)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self) or not isinstance(other, Event):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
+        return f"{type(self).__name__}({args})"
+
     def encode(self) -> bytes:
         """Serialise the reply as the server sends it."""
         return self.word + b"\r\n"
+
+
+def _field(name: str, doc: str) -> Any:
+    """A read-only attribute over the private slot ``_name``."""
+    return property(attrgetter("_" + name), doc=doc)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,200 +110,237 @@ class Closed:
 # ---------------------------------------------------------------- replies with fields
 
 
-@dataclass(frozen=True, slots=True)
 class Inserted(Event):
     """``INSERTED <id>``: the job was stored."""
 
+    __slots__ = ("_id",)
+    __match_args__ = ("id",)
     word: ClassVar[bytes] = b"INSERTED"
-    id: int
+    id: Final[int] = _field("id", "The new job's id.")
+
+    def __init__(self, id: int) -> None:  # noqa: A002 - the protocol's own name
+        self._id = id
 
     def encode(self) -> bytes:
-        return b"INSERTED %d\r\n" % self.id
+        return b"INSERTED %d\r\n" % self._id
 
 
-@dataclass(frozen=True, slots=True)
 class Buried(Event):
     """``BURIED [<id>]``: a put (with the new id) or a release went to the buried list,
     or a bury succeeded (no id)."""
 
+    __slots__ = ("_id",)
+    __match_args__ = ("id",)
     word: ClassVar[bytes] = b"BURIED"
-    id: int | None = None
+    id: Final[int | None] = _field("id", "The new job's id, for a put; None otherwise.")
+
+    def __init__(self, id: int | None = None) -> None:  # noqa: A002
+        self._id = id
 
     def encode(self) -> bytes:
-        return b"BURIED\r\n" if self.id is None else b"BURIED %d\r\n" % self.id
+        return b"BURIED\r\n" if self._id is None else b"BURIED %d\r\n" % self._id
 
 
-@dataclass(frozen=True, slots=True)
 class Using(Event):
     """``USING <tube>``: the tube now (or still) used for put and peek."""
 
+    __slots__ = ("_tube",)
+    __match_args__ = ("tube",)
     word: ClassVar[bytes] = b"USING"
-    tube: str
+    tube: Final[str] = _field("tube", "The tube's name.")
+
+    def __init__(self, tube: str) -> None:
+        self._tube = tube
 
     def encode(self) -> bytes:
-        return b"USING " + self.tube.encode("ascii") + b"\r\n"
+        return b"USING " + self._tube.encode("ascii") + b"\r\n"
 
 
-@dataclass(frozen=True, slots=True)
 class Reserved(Event):
     """``RESERVED <id> <bytes>``: a job handed to this connection."""
 
+    __slots__ = ("_id", "_body")
+    __match_args__ = ("id", "body")
     word: ClassVar[bytes] = b"RESERVED"
-    id: int
-    body: bytes
+    id: Final[int] = _field("id", "The job's id.")
+    body: Final[bytes] = _field("body", "The job's body.")
+
+    def __init__(self, id: int, body: bytes) -> None:  # noqa: A002
+        self._id = id
+        self._body = body
 
     def encode(self) -> bytes:
-        return b"RESERVED %d %d\r\n%b\r\n" % (self.id, len(self.body), self.body)
+        body = self._body
+        return b"RESERVED %d %d\r\n%b\r\n" % (self._id, len(body), body)
 
 
-@dataclass(frozen=True, slots=True)
 class Found(Event):
     """``FOUND <id> <bytes>``: a peeked job."""
 
+    __slots__ = ("_id", "_body")
+    __match_args__ = ("id", "body")
     word: ClassVar[bytes] = b"FOUND"
-    id: int
-    body: bytes
+    id: Final[int] = _field("id", "The job's id.")
+    body: Final[bytes] = _field("body", "The job's body.")
+
+    def __init__(self, id: int, body: bytes) -> None:  # noqa: A002
+        self._id = id
+        self._body = body
 
     def encode(self) -> bytes:
-        return b"FOUND %d %d\r\n%b\r\n" % (self.id, len(self.body), self.body)
+        body = self._body
+        return b"FOUND %d %d\r\n%b\r\n" % (self._id, len(body), body)
 
 
-@dataclass(frozen=True, slots=True)
 class Kicked(Event):
     """``KICKED [<count>]``: ``kick`` says how many jobs moved; ``kick-job`` says no count."""
 
+    __slots__ = ("_count",)
+    __match_args__ = ("count",)
     word: ClassVar[bytes] = b"KICKED"
-    count: int | None = None
+    count: Final[int | None] = _field("count", "Jobs moved, for kick; None for kick-job.")
+
+    def __init__(self, count: int | None = None) -> None:
+        self._count = count
 
     def encode(self) -> bytes:
-        return b"KICKED\r\n" if self.count is None else b"KICKED %d\r\n" % self.count
+        return b"KICKED\r\n" if self._count is None else b"KICKED %d\r\n" % self._count
 
 
-@dataclass(frozen=True, slots=True)
 class Watching(Event):
     """``WATCHING <count>``: how many tubes the connection watches now."""
 
+    __slots__ = ("_count",)
+    __match_args__ = ("count",)
     word: ClassVar[bytes] = b"WATCHING"
-    count: int
+    count: Final[int] = _field("count", "Tubes watched.")
+
+    def __init__(self, count: int) -> None:
+        self._count = count
 
     def encode(self) -> bytes:
-        return b"WATCHING %d\r\n" % self.count
+        return b"WATCHING %d\r\n" % self._count
 
 
-@dataclass(frozen=True, slots=True)
 class Ok(Event):
     """``OK <bytes>``: the raw YAML of a stats or list reply."""
 
+    __slots__ = ("_data",)
+    __match_args__ = ("data",)
     word: ClassVar[bytes] = b"OK"
-    data: bytes
+    data: Final[bytes] = _field("data", "The YAML document.")
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
 
     def encode(self) -> bytes:
-        return b"OK %d\r\n%b\r\n" % (len(self.data), self.data)
+        data = self._data
+        return b"OK %d\r\n%b\r\n" % (len(data), data)
 
 
 # ---------------------------------------------------------------- one-word replies
 
 
-@dataclass(frozen=True, slots=True)
 class Deleted(Event):
     """``DELETED``."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"DELETED"
 
 
-@dataclass(frozen=True, slots=True)
 class Released(Event):
     """``RELEASED``."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"RELEASED"
 
 
-@dataclass(frozen=True, slots=True)
 class Touched(Event):
     """``TOUCHED``."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"TOUCHED"
 
 
-@dataclass(frozen=True, slots=True)
 class Paused(Event):
     """``PAUSED``."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"PAUSED"
 
 
-@dataclass(frozen=True, slots=True)
 class NotFound(Event):
     """``NOT_FOUND``: no such job or tube, or not in a state the command acts on."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"NOT_FOUND"
 
 
-@dataclass(frozen=True, slots=True)
 class TimedOut(Event):
     """``TIMED_OUT``: a reserve with a timeout found no job."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"TIMED_OUT"
 
 
-@dataclass(frozen=True, slots=True)
 class DeadlineSoon(Event):
     """``DEADLINE_SOON``: a job this connection holds has at most a second left."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"DEADLINE_SOON"
 
 
-@dataclass(frozen=True, slots=True)
 class JobTooBig(Event):
     """``JOB_TOO_BIG``: the body is larger than the server's max-job-size."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"JOB_TOO_BIG"
 
 
-@dataclass(frozen=True, slots=True)
 class Draining(Event):
     """``DRAINING``: the server takes no new jobs."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"DRAINING"
 
 
-@dataclass(frozen=True, slots=True)
 class NotIgnored(Event):
     """``NOT_IGNORED``: the last watched tube cannot be ignored."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"NOT_IGNORED"
 
 
-@dataclass(frozen=True, slots=True)
 class ExpectedCrlf(Event):
     """``EXPECTED_CRLF``: a put body was not followed by ``\\r\\n``."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"EXPECTED_CRLF"
 
 
-@dataclass(frozen=True, slots=True)
 class OutOfMemory(Event):
     """``OUT_OF_MEMORY``."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"OUT_OF_MEMORY"
 
 
-@dataclass(frozen=True, slots=True)
 class Internal(Event):
     """``INTERNAL_ERROR``: a server bug or a failed binlog write."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"INTERNAL_ERROR"
 
 
-@dataclass(frozen=True, slots=True)
 class BadFormat(Event):
     """``BAD_FORMAT``: the server could not parse the command line."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"BAD_FORMAT"
 
 
-@dataclass(frozen=True, slots=True)
 class UnknownCommand(Event):
     """``UNKNOWN_COMMAND``: no command matches the line."""
 
+    __slots__ = ()
     word: ClassVar[bytes] = b"UNKNOWN_COMMAND"

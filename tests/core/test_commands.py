@@ -500,8 +500,8 @@ def test_base_command_encodes_its_word() -> None:
 
 
 def test_commands_survive_copy_and_pickle() -> None:
-    # Immutable value objects should copy and pickle like the (frozen dataclass) events do;
-    # the blanket __setattr__ guard must not break the default slot-state restore.
+    # Immutable value objects copy and pickle like the events do (fields rebuilt from the
+    # private slots, without re-running the client-side checks).
     for command, _ in GOLDEN_COMMANDS:
         assert copy.copy(command) == command
         assert copy.deepcopy([command]) == [command]
@@ -518,7 +518,19 @@ def test_events_are_frozen_values() -> None:
     assert Using("a") != Using("b")
     with pytest.raises(AttributeError):
         Inserted(5).id = 6  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        NotFound().extra = 1  # type: ignore[attr-defined]
     assert pickle.loads(pickle.dumps(Reserved(1, b"\x00"))) == Reserved(1, b"\x00")
+    assert copy.deepcopy(Buried(3)) == Buried(3)
+    assert hash(Reserved(1, b"a")) == hash(Reserved(1, b"a"))
+    assert Inserted(5) != Buried(5)
+    assert repr(Reserved(1, b"a")) == "Reserved(id=1, body=b'a')"
+    assert repr(NotFound()) == "NotFound()"
+    match Reserved(7, b"x"):
+        case Reserved(job_id, body):
+            assert (job_id, body) == (7, b"x")
+        case _:
+            raise AssertionError("events match by position")
 
 
 # ------------------------------------------------------------------ the error tree
