@@ -8,10 +8,11 @@ fields after the word), which the client role uses to frame and check every repl
 from __future__ import annotations
 
 from collections.abc import Mapping
-from operator import attrgetter
-from typing import Any, ClassVar, Final
+from typing import ClassVar, Final
 
 from . import _validate as v
+from ._value import Value
+from ._value import field as _field
 
 __all__ = [
     "DEFAULT_PRIORITY",
@@ -65,8 +66,12 @@ def _replies(**words: int) -> Mapping[bytes, int]:
     return table
 
 
-class Command:
-    """Base class of every command."""
+class Command(Value):
+    """Base class of every command.
+
+    Commands are immutable values with read-only fields; two are equal when they are of the
+    same class with equal fields.
+    """
 
     __slots__ = ()
 
@@ -83,30 +88,6 @@ class Command:
         """The bytes to send: the command line and, for ``put``, the body."""
         return self.word + b"\r\n"
 
-    _field_names: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls) -> None:
-        super().__init_subclass__()
-        names: list[str] = []
-        for klass in reversed(cls.__mro__):
-            names.extend(slot[1:] for slot in klass.__dict__.get("__slots__", ()))
-        cls._field_names = tuple(names)
-
-    def _fields(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._field_names)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self) or not isinstance(other, Command):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._fields()))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
-        return f"{type(self).__name__}({args})"
-
     def __reduce__(self) -> tuple[object, ...]:
         # copy and pickle rebuild the command from its stored fields, without re-running the
         # client-side checks: the server role builds commands a client may not send (a
@@ -119,15 +100,6 @@ def _rebuild(cls: type[Command], fields: tuple[object, ...]) -> Command:
     for name, value in zip(cls._field_names, fields, strict=True):
         setattr(command, "_" + name, value)
     return command
-
-
-def _field(name: str, doc: str) -> Any:
-    """A read-only attribute over the private slot ``_name``.
-
-    Commands are immutable: their fields live in private slots that ``__init__`` fills
-    (a plain slot store, the cheapest way to build an object), and are read through these.
-    """
-    return property(attrgetter("_" + name), doc=doc)
 
 
 _U32_MAX = v.U32_MAX

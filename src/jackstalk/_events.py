@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from operator import attrgetter
-from typing import Any, ClassVar, Final, Literal
+from typing import ClassVar, Final, Literal
+
+from ._value import Value
+from ._value import field as _field
 
 __all__ = [
     "NEED_DATA",
@@ -55,12 +57,11 @@ NEED_DATA: Final = NeedData.NEED_DATA
 NeedDataType = Literal[NeedData.NEED_DATA]
 
 
-class Event:
+class Event(Value):
     """Base class of every reply event.
 
-    Events are immutable values: their fields live in private slots behind read-only
-    attributes (the parser fills the slots directly, the cheapest way to build an object),
-    and two events are equal when they are of the same class with equal fields.
+    Events are immutable values with read-only fields; two are equal when they are of the
+    same class with equal fields.
     """
 
     __slots__ = ()
@@ -68,38 +69,9 @@ class Event:
     word: ClassVar[bytes] = b""
     """The reply word on the wire, such as ``b"NOT_FOUND"``."""
 
-    _field_names: ClassVar[tuple[str, ...]] = ()
-
-    def __init_subclass__(cls) -> None:
-        super().__init_subclass__()
-        names: list[str] = []
-        for klass in reversed(cls.__mro__):
-            names.extend(slot[1:] for slot in klass.__dict__.get("__slots__", ()))
-        cls._field_names = tuple(names)
-
-    def _fields(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._field_names)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not type(self) or not isinstance(other, Event):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._fields()))
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._field_names)
-        return f"{type(self).__name__}({args})"
-
     def encode(self) -> bytes:
         """Serialise the reply as the server sends it."""
         return self.word + b"\r\n"
-
-
-def _field(name: str, doc: str) -> Any:
-    """A read-only attribute over the private slot ``_name``."""
-    return property(attrgetter("_" + name), doc=doc)
 
 
 @dataclass(frozen=True, slots=True)

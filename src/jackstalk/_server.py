@@ -122,10 +122,7 @@ def _name(raw: bytes, *, counted: bool = False) -> str:
 
 def _unchecked(cls: type[c.Command], **fields: object) -> c.Command:
     """Build a command from values beanstalkd accepts but a client must never send."""
-    command = object.__new__(cls)
-    for name, value in fields.items():
-        setattr(command, "_" + name, value)  # the private slot behind the read-only field
-    return command
+    return c._rebuild(cls, tuple(fields[name] for name in cls._field_names))
 
 
 class ServerConnection:
