@@ -268,9 +268,11 @@ class Connection:
         if not (buf and pending and self._body_len < 0):
             return self._not_a_line()
         if type(buf) is bytes:
-            # The commonest reads of all: exactly one one-word reply (DELETED ...), or
-            # exactly one INSERTED line. Anything else, or a reply the command may not get,
-            # takes the general path below, which checks it from the start.
+            # The commonest reads of all, parsed without slicing and splitting the line: a
+            # read holding exactly one one-word, INSERTED, RESERVED or OK reply. Anything
+            # else (several replies, a reply split across reads, a reply the command may not
+            # get, anything malformed) takes the general path below, which checks it from
+            # the start.
             event = _WHOLE_LINES.get(buf) if len(buf) <= _WHOLE_LINE_MAX else None
             if event is not None:
                 if pending[0].replies.get(event.word) == 0:
@@ -353,56 +355,6 @@ class Connection:
             raise self._fail(
                 ProtocolError(f"unexpected reply {line[:80]!r} to {command.word.decode()}")
             )
-        if word == b"INSERTED":
-            # The commonest reply with a field, parsed inline (same rules as _number).
-            field = fields[1]
-            if field.isdigit() and len(field) <= 20:
-                job_id = int(field)
-                if 0 < job_id <= _U64_MAX:
-                    if end + 2 == len(buf):
-                        self._buf = b""
-                    else:
-                        self._consume(end + 2)
-                    pending.popleft()
-                    inserted = _new(_Inserted)
-                    inserted._id = job_id
-                    return inserted
-        elif word == b"RESERVED":
-            # The commonest reply with a body, parsed inline when it has fully arrived and
-            # is well-formed; anything else takes the general path below, which checks it
-            # from the start (nothing has been consumed yet) and reports what is wrong.
-            id_field = fields[1]
-            size_field = fields[2]
-            if (
-                id_field.isdigit()
-                and size_field.isdigit()
-                and len(id_field) <= 20
-                and len(size_field) <= 20
-            ):
-                job_id = int(id_field)
-                size = int(size_field)
-                start = end + 2
-                stop = start + size
-                if (
-                    0 < job_id <= _U64_MAX
-                    and size <= self._max_body
-                    and len(buf) >= stop + 2
-                    and buf.startswith(b"\r\n", stop)
-                ):
-                    if type(buf) is bytes:
-                        body = buf[start:stop]
-                    else:  # one copy, not two
-                        with memoryview(buf) as view:
-                            body = bytes(view[start:stop])
-                    if stop + 2 == len(buf):
-                        self._buf = b""
-                    else:
-                        self._consume(stop + 2)
-                    pending.popleft()
-                    reserved = _new(_Reserved)
-                    reserved._id = job_id
-                    reserved._body = body
-                    return reserved
         try:
             if word == b"RESERVED" or word == b"FOUND" or word == b"OK":
                 return self._start_body(word, fields, end + 2)
