@@ -55,38 +55,29 @@ _SETTLING_REPLIES = (e.Deleted, e.Released, e.Buried, e.NotFound)
 """What the delete, release or bury of a finished job may get without anything amiss."""
 
 
-class _Settled:
-    """Marks a job the handler settled itself (deleted, released, buried or kicked)."""
-
-    __slots__ = ("done",)
-
-    def __init__(self) -> None:
-        self.done = False
-
-
 class WorkerJob(Job):
-    """The job a blocking handler receives: a :class:`Job` that tells the worker when the
-    handler settled it itself, so the worker does not delete it afterwards."""
+    """The job a blocking handler receives: a :class:`Job` that notes when the handler
+    settled it itself (deleted, released or buried), so the worker leaves it alone then."""
 
     __slots__ = ("_settled",)
 
-    def __init__(self, job: Job, settled: _Settled) -> None:
+    def __init__(self, job: Job) -> None:
         self.id = job.id  # (what Job.__init__ does, without the super() call, every job)
         self.body = job.body
         self.client = job.client
-        self._settled = settled
+        self._settled = False
 
     def delete(self) -> None:
         super().delete()
-        self._settled.done = True
+        self._settled = True
 
     def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
         super().release(priority, delay)
-        self._settled.done = True
+        self._settled = True
 
     def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
         super().bury(priority)
-        self._settled.done = True
+        self._settled = True
 
 
 class AsyncWorkerJob(AsyncJob):
@@ -94,23 +85,23 @@ class AsyncWorkerJob(AsyncJob):
 
     __slots__ = ("_settled",)
 
-    def __init__(self, job: AsyncJob, settled: _Settled) -> None:
+    def __init__(self, job: AsyncJob) -> None:
         self.id = job.id  # (what Job.__init__ does, without the super() call, every job)
         self.body = job.body
         self.client = job.client
-        self._settled = settled
+        self._settled = False
 
     async def delete(self) -> None:
         await super().delete()
-        self._settled.done = True
+        self._settled = True
 
     async def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
         await super().release(priority, delay)
-        self._settled.done = True
+        self._settled = True
 
     async def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
         await super().bury(priority)
-        self._settled.done = True
+        self._settled = True
 
 
 class Worker:
@@ -196,7 +187,7 @@ class Worker:
         return math.ceil(min(self.backoff_cap, delay))
 
     def _procedure(
-        self, client: ClientBase, wrap: Callable[[Any, _Settled], Any]
+        self, client: ClientBase, wrap: type[WorkerJob] | type[AsyncWorkerJob]
     ) -> Generator[Execute | Handle, Any, None]:
         """One slot's loop; see the module docstring."""
         settle: list[c.Command] = []
@@ -225,10 +216,10 @@ class Worker:
                 # Only a worker with several handlers pays for asking which tube it is.
                 (stats,) = yield Execute([c.StatsJob(job.id)])
                 handler = self._handler_for(client, stats)
-            settled = _Settled()
-            failure = yield Handle(handler, wrap(job, settled))
+            handed = wrap(job)
+            failure = yield Handle(handler, handed)
             self.processed += 1
-            if settled.done:
+            if handed._settled:
                 continue
             if failure is None:
                 settle = [c.Delete(job.id)]

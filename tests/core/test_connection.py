@@ -110,6 +110,18 @@ def test_reply_with_trailing_data_kept_for_the_next_event(command: Command, even
     assert conn.next_event() is NEED_DATA
 
 
+@pytest.mark.parametrize(("command", "event"), REPLY_CASES, ids=case_id)
+def test_reply_then_a_whole_last_reply_in_one_read(command: Command, event: Event) -> None:
+    # The worker's shape: a delete and the next reserve answered in one read. The second
+    # reply is the last one due, so it is parsed from what is left of the read as it is.
+    conn = pending_connection(command, Reserve())
+    conn.receive_data(event.encode() + b"RESERVED 7 3\r\nabc\r\n")
+    assert conn.next_event() == event
+    assert conn.next_event() == Reserved(7, b"abc")
+    assert conn.next_event() is NEED_DATA
+    assert pending(conn) == ()
+
+
 def test_reply_cases_cover_every_command_but_quit() -> None:
     assert {type(command) for command, _ in REPLY_CASES} == set(ALL_COMMANDS) - {Quit}
 
