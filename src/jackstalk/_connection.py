@@ -274,27 +274,23 @@ class Connection:
             return self._not_a_line()
         if type(buf) is bytes:
             # The commonest reads of all, parsed without slicing and splitting the line: a
-            # read holding exactly one one-word, INSERTED, RESERVED or OK reply. Anything
+            # read holding exactly one INSERTED, RESERVED, OK or one-word reply. Anything
             # else (several replies, a reply split across reads, a reply the command may not
             # get, anything malformed) takes the general path below, which checks it from
-            # the start.
-            event = _WHOLE_LINES.get(buf) if len(buf) <= _WHOLE_LINE_MAX else None
-            if event is not None:
-                if pending[0].replies.get(event.word) == 0:
-                    self._buf = b""
-                    pending.popleft()
-                    return event
-            elif buf.startswith(b"INSERTED ") and buf.endswith(b"\r\n"):
+            # the start. (Operators, not bytes methods: on 3.11 those parse a tuple of
+            # arguments per call.)
+            lead = buf[0]
+            if lead == 73 and buf[:9] == b"INSERTED " and buf[-2:] == b"\r\n":  # I
                 field = buf[9:-2]  # all digits: then this is the only line
                 if field.isdigit() and len(field) <= 20:
                     job_id = int(field)
-                    if 0 < job_id <= _U64_MAX and pending[0].replies.get(b"INSERTED") == 1:
+                    if 0 < job_id <= _U64_MAX and b"INSERTED" in pending[0].replies:
                         self._buf = b""
                         pending.popleft()
                         inserted: e.Inserted = _new(_Inserted)
                         inserted._id = job_id
                         return inserted
-            elif buf.startswith(b"RESERVED ") and buf.endswith(b"\r\n"):
+            elif lead == 82 and buf[:9] == b"RESERVED " and buf[-2:] == b"\r\n":  # R
                 end = buf.find(b"\r\n")
                 id_field, _, size_field = buf[9:end].partition(b" ")
                 if (
@@ -310,7 +306,7 @@ class Connection:
                         0 < job_id <= _U64_MAX
                         and len(buf) == start + size + 2  # then this is the only reply
                         and size <= self._max_body
-                        and pending[0].replies.get(b"RESERVED") == 2
+                        and b"RESERVED" in pending[0].replies
                     ):
                         self._buf = b""
                         pending.popleft()
@@ -318,7 +314,7 @@ class Connection:
                         reserved._id = job_id
                         reserved._body = buf[start:-2]
                         return reserved
-            elif buf.startswith(b"OK ") and buf.endswith(b"\r\n"):
+            elif lead == 79 and buf[:3] == b"OK " and buf[-2:] == b"\r\n":  # O
                 end = buf.find(b"\r\n")
                 size_field = buf[3:end]
                 if size_field.isdigit() and len(size_field) <= 20:
@@ -327,13 +323,19 @@ class Connection:
                     if (
                         len(buf) == start + size + 2  # then this is the only reply
                         and size <= self._max_body
-                        and pending[0].replies.get(b"OK") == 1
+                        and b"OK" in pending[0].replies
                     ):
                         self._buf = b""
                         pending.popleft()
                         ok: e.Ok = _new(_Ok)
                         ok._data = buf[start:-2]
                         return ok
+            elif len(buf) <= _WHOLE_LINE_MAX and buf in _WHOLE_LINES:
+                event = _WHOLE_LINES[buf]
+                if pending[0].replies.get(event.word) == 0:
+                    self._buf = b""
+                    pending.popleft()
+                    return event
         end = buf.find(b"\r\n", self._scan)
         if end < 0:
             return self._partial_line()
