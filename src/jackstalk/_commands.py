@@ -237,6 +237,12 @@ _ID_DOC = "The job's id."
 class _JobCommand(Command):
     __slots__ = ("_id",)
     id: Final[int] = _field("id", _ID_DOC)
+    _line: ClassVar[bytes] = b""
+    """The command line with the id left as ``%d`` (one format fewer per command)."""
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls._line = cls.word + b" %d\r\n"
 
     def __init__(self, id: int) -> None:  # noqa: A002 - the protocol's own name
         if type(id) is not int or not 0 < id <= _U64_MAX:
@@ -244,7 +250,7 @@ class _JobCommand(Command):
         self._id = id
 
     def encode(self) -> bytes:
-        return b"%b %d\r\n" % (self.word, self._id)
+        return self._line % self._id
 
 
 class ReserveJob(_JobCommand):
