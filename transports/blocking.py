@@ -255,30 +255,32 @@ class Client(SyncCommands):
         events: list[Event] = []
         try:
             in_flight = 0
-            unread = False  # (the connection refuses a command after unread bytes)
+            buffered = False  # (the connection refuses a command after unread bytes)
             for window in windows(commands):
                 sock.sendall(b"".join([conn.send(command) for command in window]))
                 # Keep one window in flight while reading the replies of the one before:
                 # the server never stalls waiting for us, and its replies never pile up.
                 if in_flight:
-                    self._read(events, in_flight, commands, unread)
-                    unread = True
+                    self._read(events, in_flight, commands, buffered)
+                    buffered = True
                 in_flight = len(window)
-            self._read(events, in_flight, commands, unread)
+            self._read(events, in_flight, commands, buffered)
         except BaseException as error:
             self._fail(error)
         self._used_at = _monotonic()
         return events
 
-    def _read(self, events: list[Event], count: int, commands: list[Command], unread: bool) -> None:
-        """Read the next ``count`` replies of ``commands`` into ``events``; with ``unread``
+    def _read(
+        self, events: list[Event], count: int, commands: list[Command], buffered: bool
+    ) -> None:
+        """Read the next ``count`` replies of ``commands`` into ``events``; with ``buffered``
         False nothing is buffered yet, so the first one is read from the socket at once."""
         sock = self._sock
         conn = self._conn
         assert sock is not None
         for _ in range(count):
-            event = conn.next_event() if unread else NEED_DATA
-            unread = True
+            event = conn.next_event() if buffered else NEED_DATA
+            buffered = True
             if event is NEED_DATA:
                 event = self._receive(sock, commands)
             if type(event) is Closed:

@@ -206,28 +206,28 @@ class AsyncTransport(AsyncCommands):
         events: list[Event] = []
         try:
             in_flight = 0
-            unread = False  # (the connection refuses a command after unread bytes)
+            buffered = False  # (the connection refuses a command after unread bytes)
             for window in windows(commands):
                 waiter = self._write(b"".join([conn.send(command) for command in window]))
                 if waiter is not None:
                     await waiter
                 # One window stays in flight while the replies of the one before are read.
                 if in_flight:
-                    await self._read(events, in_flight, unread)
-                    unread = True
+                    await self._read(events, in_flight, buffered)
+                    buffered = True
                 in_flight = len(window)
-            await self._read(events, in_flight, unread)
+            await self._read(events, in_flight, buffered)
         except BaseException as error:
             self._fail(error)
         return events
 
-    async def _read(self, events: list[Event], count: int, unread: bool) -> None:
-        """Read the next ``count`` replies into ``events``; with ``unread`` False nothing is
-        buffered yet, so the first one is read from the stream at once."""
+    async def _read(self, events: list[Event], count: int, buffered: bool) -> None:
+        """Read the next ``count`` replies into ``events``; with ``buffered`` False nothing
+        is buffered yet, so the first one is read from the stream at once."""
         conn = self._conn
         for _ in range(count):
-            event = conn.next_event() if unread else NEED_DATA
-            unread = True
+            event = conn.next_event() if buffered else NEED_DATA
+            buffered = True
             while event is NEED_DATA:
                 conn.receive_data(await self._receive())
                 event = conn.next_event()

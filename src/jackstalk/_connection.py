@@ -273,12 +273,13 @@ class Connection:
         if not (buf and pending and self._body_len < 0):
             return self._not_a_line()
         if type(buf) is bytes:
-            # The commonest reads of all, parsed without slicing and splitting the line: a
-            # read holding exactly one INSERTED, RESERVED, OK or one-word reply. Anything
-            # else (several replies, a reply split across reads, a reply the command may not
-            # get, anything malformed) takes the general path below, which checks it from
-            # the start. (Operators, not bytes methods: on 3.11 those parse a tuple of
-            # arguments per call.)
+            # The commonest reads of all, parsed by their known layout rather than by
+            # splitting the line: a read holding exactly one INSERTED, RESERVED, OK or
+            # one-word reply, told apart by its first byte. Anything else (several replies,
+            # a reply split across reads, a reply the command may not get, anything
+            # malformed) takes the general path below, which checks it from the start.
+            # (Slices and operators rather than bytes methods where they can: on 3.11 most
+            # bytes methods parse a tuple of arguments per call.)
             lead = buf[0]
             if lead == 73 and buf[:9] == b"INSERTED " and buf[-2:] == b"\r\n":  # I
                 field = buf[9:-2]  # all digits: then this is the only line
