@@ -249,7 +249,9 @@ class Client(SyncCommands):
                 return event
 
     def _execute_many(self, commands: list[Command], /) -> list[Event]:
-        sock = self._sock if self._opening else self._live_socket()
+        sock = self._sock
+        if not self._opening and (sock is None or _monotonic() - self._used_at > IDLE_CHECK):
+            sock = self._live_socket()
         assert sock is not None
         conn = self._conn
         events: list[Event] = []

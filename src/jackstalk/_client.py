@@ -292,18 +292,21 @@ class ClientBase:
             )
         return data
 
-    def _job(self, job_id: int, data: bytes) -> Any:
+    def _job(self, job_id: int, data: bytes, job_type: type[BaseJob] | None = None) -> Any:
+        """The job a reply handed out, its body decoded as the options say; ``job_type``
+        (the worker's) replaces the client's job class."""
+        make: Any = job_type or self._job_type
         encoding = self.encoding
         if encoding is None and self.codec is None:
-            return self._job_type(job_id, data, self)  # type: ignore[call-arg]
+            return make(job_id, data, self)
         try:
             body: Any = data.decode(encoding or "utf-8")
             if self.codec is not None:
                 body = json.loads(body)
         except ValueError as error:  # UnicodeDecodeError and JSONDecodeError alike
-            job = self._job_type(job_id, data, self)  # type: ignore[call-arg]
+            job = make(job_id, data, self)
             raise BodyDecodeError(f"job {job_id}: body does not decode: {error}", job) from None
-        return self._job_type(job_id, body, self)  # type: ignore[call-arg]
+        return make(job_id, body, self)
 
     def _yaml(self, data: bytes, parse: Callable[[bytes], Any]) -> Any:
         option = self.parse_yaml

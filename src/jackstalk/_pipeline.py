@@ -5,7 +5,7 @@ They live here, once, so that the blocking, asyncio and trio clients agree on th
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from . import _commands as c
 
@@ -51,20 +51,23 @@ def batch_wait(commands: Sequence[c.Command], timeout: float | None) -> float | 
     return longest
 
 
-def windows(commands: Sequence[c.Command]) -> Iterator[Sequence[c.Command]]:
+def windows(commands: Sequence[c.Command]) -> list[Sequence[c.Command]]:
     """Cut a batch into windows small enough that sending one while the replies of the
     previous one wait unread can never fill both directions' buffers and deadlock.
 
-    (beanstalkd stops reading while it cannot write a reply, protocol-notes §1.)
+    (beanstalkd stops reading while it cannot write a reply, protocol-notes §1.) A short
+    batch, such as a worker's delete and next reserve, is its own single window.
     """
+    cuts: list[Sequence[c.Command]] = []
     start = 0
     size = 0
     for index, command in enumerate(commands):
         if type(command) is c.Put:
             size += len(command.body)
         if index - start >= WINDOW_COMMANDS or (size > WINDOW_BYTES and index > start):
-            yield commands[start:index]
+            cuts.append(commands[start:index])
             start = index
             size = len(command.body) if type(command) is c.Put else 0
     if start < len(commands):
-        yield commands[start:]
+        cuts.append(commands[start:] if start else commands)
+    return cuts

@@ -29,6 +29,8 @@ from ._errors import InvalidArgument, NotFoundError
 if TYPE_CHECKING:
     from jackstalk.transports.blocking import Client
 
+    from ._api import AsyncCommands, SyncCommands
+
 __all__ = ["Worker"]
 
 log = logging.getLogger("jackstalk.worker")
@@ -61,10 +63,10 @@ class WorkerJob(Job):
 
     __slots__ = ("_settled",)
 
-    def __init__(self, job: Job) -> None:
-        self.id = job.id  # (what Job.__init__ does, without the super() call, every job)
-        self.body = job.body
-        self.client = job.client
+    def __init__(self, id: int, body: Any, client: SyncCommands) -> None:  # noqa: A002
+        self.id = id  # (what Job.__init__ does, without the super() call, every job)
+        self.body = body
+        self.client = client
         self._settled = False
 
     def delete(self) -> None:
@@ -85,10 +87,10 @@ class AsyncWorkerJob(AsyncJob):
 
     __slots__ = ("_settled",)
 
-    def __init__(self, job: AsyncJob) -> None:
-        self.id = job.id  # (what Job.__init__ does, without the super() call, every job)
-        self.body = job.body
-        self.client = job.client
+    def __init__(self, id: int, body: Any, client: AsyncCommands) -> None:  # noqa: A002
+        self.id = id  # (what Job.__init__ does, without the super() call, every job)
+        self.body = body
+        self.client = client
         self._settled = False
 
     async def delete(self) -> None:
@@ -206,7 +208,7 @@ class Worker:
             if not isinstance(reply, e.Reserved):
                 continue  # TIMED_OUT (check for shutdown) or DEADLINE_SOON (nothing held)
             try:
-                job = client._job(reply.id, reply.body)
+                job: WorkerJob | AsyncWorkerJob = client._job(reply.id, reply.body, wrap)
             except BodyDecodeError as error:
                 log.error("burying job %d: %s", reply.id, error)
                 settle = [c.Bury(reply.id, c.DEFAULT_PRIORITY)]
@@ -216,10 +218,9 @@ class Worker:
                 # Only a worker with several handlers pays for asking which tube it is.
                 (stats,) = yield Execute([c.StatsJob(job.id)])
                 handler = self._handler_for(client, stats)
-            handed = wrap(job)
-            failure = yield Handle(handler, handed)
+            failure = yield Handle(handler, job)
             self.processed += 1
-            if handed._settled:
+            if job._settled:
                 continue
             if failure is None:
                 settle = [c.Delete(job.id)]
