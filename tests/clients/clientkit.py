@@ -1,5 +1,6 @@
-"""Helpers for the client suite: scripted stand-in servers, and the few concurrency tools
-(run tasks side by side, cancel a task, wait for a thread) written once for asyncio and trio.
+"""Helpers for the client suite: the few concurrency tools (run tasks side by side, cancel a
+task, wait for a thread) written once for asyncio and trio. The stand-in servers are in
+``standin``.
 
 Nothing here sleeps to synchronise: every wait is on an event, a server reply, or a socket.
 """
@@ -7,126 +8,15 @@ Nothing here sleeps to synchronise: every wait is on an event, a server reply, o
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
 from conftest import ClientView
-
-LIMIT = 20.0
-"""Upper bound, in seconds, on any single wait of a stand-in server (a failing test's bound,
-never a synchronisation delay)."""
-
-
-# --------------------------------------------------------------------- stand-in servers
-
-
-class Peer:
-    """One accepted connection of a stand-in server, with a read buffer."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.sock.settimeout(LIMIT)
-        self.buf = bytearray()
-
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        self.buf += data
-        return bool(data)
-
-    def line(self) -> bytes:
-        """The next command line, without its ``\\r\\n``."""
-        while (end := self.buf.find(b"\r\n")) < 0:
-            if not self._fill():
-                raise EOFError("client closed before sending a line")
-        line = bytes(self.buf[:end])
-        del self.buf[: end + 2]
-        return line
-
-    def exact(self, size: int) -> bytes:
-        """The next ``size`` bytes."""
-        while len(self.buf) < size:
-            if not self._fill():
-                raise EOFError("client closed mid-body")
-        data = bytes(self.buf[:size])
-        del self.buf[:size]
-        return data
-
-    def put(self) -> bytes:
-        """Read a whole ``put`` command (line and body); return its body."""
-        words = self.line().split(b" ")
-        assert words[0] == b"put", words
-        body = self.exact(int(words[-1]) + 2)
-        assert body.endswith(b"\r\n")
-        return body[:-2]
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def wait_closed(self) -> bytes:
-        """Read until the client closes its end; return what it sent meanwhile."""
-        while self._fill():
-            pass
-        return bytes(self.buf)
-
-
-Script = Callable[[Peer], None]
-
-
-class StandIn:
-    """A scripted stand-in for beanstalkd on 127.0.0.1, on a thread.
-
-    It accepts one connection per script, in order, and runs the script on it. An assertion
-    failing in a script is raised again when the ``with`` block ends. ``listener`` stays
-    usable afterwards (``run_beanstalkd(listener=...)`` can take over the same port).
-    """
-
-    def __init__(self, *scripts: Script) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(LIMIT)
-        host, port = self.listener.getsockname()[:2]
-        self.address: tuple[str, int] = (host, port)
-        self.scripts = scripts
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            for script in self.scripts:
-                sock, _ = self.listener.accept()
-                with sock:
-                    script(Peer(sock))
-        except BaseException as error:  # reported by __exit__
-            self.errors.append(error)
-
-    def __enter__(self) -> StandIn:
-        self.thread.start()
-        return self
-
-    def join(self) -> None:
-        """Wait until every script has run (each one is bounded by ``LIMIT``)."""
-        self.thread.join(LIMIT * 2)
-        assert not self.thread.is_alive(), "stand-in server did not finish"
-        if self.errors:
-            raise self.errors[0]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc is None:
-                self.join()
-        finally:
-            self.listener.close()
-
+from standin import LIMIT
 
 # --------------------------------------------------------------------- concurrency, per kind
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from clientkit import LIMIT, Peer, StandIn, cancel_when, gather, settle, until_stat, wait_event
+from clientkit import cancel_when, gather, settle, until_stat, wait_event
 from conftest import ClientFactory, ClientView
+from standin import LIMIT, Peer, StandIn
 
 import jackstalk
 

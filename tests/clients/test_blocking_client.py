@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from clientkit import LIMIT, Peer
+from standin import LIMIT, Peer
 
 import jackstalk
 from jackstalk.testing import BeanstalkdServer

@@ -7,8 +7,8 @@ import asyncio
 import socket
 
 import pytest
-from clientkit import Peer, StandIn
 from conftest import ClientFactory, ClientView
+from standin import Peer, StandIn
 
 import jackstalk
 from jackstalk.testing import run_beanstalkd

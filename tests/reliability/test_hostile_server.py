@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
-import threading
 import tracemalloc
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 
 import pytest
 import trio
-from faultkit import LIMIT, Driver
+from faultkit import Driver
+from standin import Peer, StandIn
 
 import jackstalk
 from jackstalk.testing import run_beanstalkd
@@ -31,116 +28,7 @@ MEMORY_LIMIT = 1 << 20
 
 CALL_LIMIT = 5.0
 FLOOD_CHUNK = 16384
-FLOOD_CHUNKS = 16384
-"""A flood sends at most 256 MiB: it goes on until the client hangs up, within bounds."""
-
-
-class Peer:
-    """The stand-in's end of one connection."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        sock.settimeout(LIMIT)
-        self.buf = bytearray()
-
-    def _fill(self) -> bool:
-        data = self.sock.recv(65536)
-        self.buf += data
-        return bool(data)
-
-    def line(self) -> bytes:
-        while (end := self.buf.find(b"\r\n")) < 0:
-            if not self._fill():
-                raise EOFError("the client closed before sending a line")
-        line = bytes(self.buf[:end])
-        del self.buf[: end + 2]
-        return line
-
-    def command(self) -> bytes:
-        """Read one command (a put with its body); return its line."""
-        line = self.line()
-        if line.startswith(b"put "):
-            size = int(line.rsplit(b" ", 1)[1]) + 2
-            while len(self.buf) < size:
-                if not self._fill():
-                    raise EOFError("the client closed mid-body")
-            del self.buf[:size]
-        return line
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def wait_closed(self) -> bool:
-        """Read until the client closes; True if it did (within :data:`LIMIT`)."""
-        try:
-            while self._fill():
-                pass
-        except TimeoutError:
-            return False
-        except OSError:
-            pass  # reset by the client: closed too
-        return True
-
-    def flood(self, chunk: bytes) -> bool:
-        """Send ``chunk`` over and over until the client closes; True if it did."""
-        try:
-            for _ in range(FLOOD_CHUNKS):
-                self.sock.sendall(chunk)
-        except TimeoutError:
-            return False  # the client stopped reading but kept the connection open
-        except OSError:
-            return True
-        return False
-
-
-Script = Callable[[Peer], bool]
-"""Plays one connection; returns whether the client closed it."""
-
-
-class StandIn:
-    """A hostile stand-in for beanstalkd on 127.0.0.1: one script per connection, in order,
-    on a thread. Its listener stays open, so a real beanstalkd can take over the port."""
-
-    def __init__(self, *scripts: Script) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(LIMIT)
-        host, port = self.listener.getsockname()[:2]
-        self.address: tuple[str, int] = (host, port)
-        self.scripts = scripts
-        self.closed: list[bool] = []
-        self.errors: list[BaseException] = []
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        try:
-            for script in self.scripts:
-                sock, _ = self.listener.accept()
-                with sock:
-                    self.closed.append(script(Peer(sock)))
-        except BaseException as error:  # reported by join()
-            self.errors.append(error)
-
-    def __enter__(self) -> StandIn:
-        self.thread.start()
-        return self
-
-    def join(self) -> None:
-        self.thread.join(LIMIT * 2)
-        assert not self.thread.is_alive(), "the stand-in never finished"
-        if self.errors:
-            raise self.errors[0]
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if exc is None:
-                self.join()
-        finally:
-            self.listener.close()
+"""A flood goes on until the client hangs up, within standin.FLOOD_CHUNKS chunks."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +53,7 @@ class Case:
             peer.send(self.reply)
         if self.flood:
             return peer.flood(self.flood)
-        return peer.wait_closed()
+        return peer.closes()
 
 
 def _random_case(seed: int) -> Case:
@@ -241,7 +129,7 @@ async def test_hostile_server(transport: str, name: str) -> None:
                 await trio.to_thread.run_sync(standin.join)
             else:
                 standin.join()
-            assert standin.closed == [True], "the client kept the connection open"
+            assert standin.results == [True], "the client kept the connection open"
             # The connection is gone for good; the next call opens a new one, here to a
             # real beanstalkd on the same port.
             with run_beanstalkd(listener=standin.listener):
@@ -257,7 +145,7 @@ async def test_an_extra_reply_is_never_taken_for_the_next_one(transport: str) ->
     def doubles(peer: Peer) -> bool:
         peer.command()
         peer.send(b"INSERTED 1\r\nINSERTED 2\r\n")
-        return peer.wait_closed()
+        return peer.closes()
 
     with StandIn(doubles) as standin:
         driver = Driver(transport, standin.address, limit=CALL_LIMIT)
@@ -266,7 +154,7 @@ async def test_an_extra_reply_is_never_taken_for_the_next_one(transport: str) ->
             with pytest.raises(jackstalk.ProtocolError, match="unsolicited"):
                 await driver.put("twice")
             standin.join()
-            assert standin.closed == [True]
+            assert standin.results == [True]
         finally:
             await driver.aclose()
 
@@ -276,7 +164,7 @@ async def test_an_extra_reply_after_a_batch(transport: str) -> None:
         for _ in range(3):
             peer.command()
         peer.send(b"INSERTED 1\r\nINSERTED 2\r\nINSERTED 3\r\nDELETED\r\n")
-        return peer.wait_closed()
+        return peer.closes()
 
     with StandIn(one_too_many) as standin:
         driver = Driver(transport, standin.address, limit=CALL_LIMIT)
@@ -285,6 +173,6 @@ async def test_an_extra_reply_after_a_batch(transport: str) -> None:
             with pytest.raises(jackstalk.ProtocolError, match="unsolicited"):
                 await driver.delete(9)  # DELETED was not this delete's reply
             standin.join()
-            assert standin.closed == [True]
+            assert standin.results == [True]
         finally:
             await driver.aclose()

@@ -1,0 +1,156 @@
+"""Scripted stand-ins for beanstalkd, for the tests where a real server cannot misbehave on
+cue: a connection dropped mid-reply, a reply that never comes, replies nobody asked for.
+
+A :class:`StandIn` listens on 127.0.0.1 and plays one script per accepted connection, in
+order, on a thread; every socket wait is bounded by :data:`LIMIT` (a failing test's bound,
+never a synchronisation delay).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from types import TracebackType
+
+LIMIT = 20.0
+"""Seconds any single wait of a stand-in may last."""
+
+FLOOD_CHUNKS = 16384
+"""Most chunks :meth:`Peer.flood` sends (with 16 KiB chunks, 256 MiB)."""
+
+
+class Peer:
+    """The stand-in's end of one connection, with a read buffer."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        sock.settimeout(LIMIT)
+        self.buf = bytearray()
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buf += data
+        return bool(data)
+
+    def line(self) -> bytes:
+        """The next command line, without its ``\\r\\n``."""
+        while (end := self.buf.find(b"\r\n")) < 0:
+            if not self._fill():
+                raise EOFError("the client closed before sending a line")
+        line = bytes(self.buf[:end])
+        del self.buf[: end + 2]
+        return line
+
+    def exact(self, size: int) -> bytes:
+        """The next ``size`` bytes."""
+        while len(self.buf) < size:
+            if not self._fill():
+                raise EOFError("the client closed mid-body")
+        data = bytes(self.buf[:size])
+        del self.buf[:size]
+        return data
+
+    def command(self) -> bytes:
+        """Read one command, a put's body included; return its line."""
+        line = self.line()
+        if line.startswith(b"put "):
+            self.exact(int(line.rsplit(b" ", 1)[1]) + 2)
+        return line
+
+    def put(self) -> bytes:
+        """Read a whole ``put`` command (line and body); return its body."""
+        words = self.line().split(b" ")
+        assert words[0] == b"put", words
+        body = self.exact(int(words[-1]) + 2)
+        assert body.endswith(b"\r\n")
+        return body[:-2]
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def wait_closed(self) -> bytes:
+        """Read until the client closes its end (a reset counts); return what it sent
+        meanwhile. Raises ``TimeoutError`` if it kept the connection open for :data:`LIMIT`."""
+        try:
+            while self._fill():
+                pass
+        except TimeoutError:
+            raise
+        except OSError:
+            pass  # reset by the client: closed too
+        return bytes(self.buf)
+
+    def closes(self) -> bool:
+        """True once the client closes the connection, False if it keeps it open."""
+        try:
+            self.wait_closed()
+        except TimeoutError:
+            return False
+        return True
+
+    def flood(self, chunk: bytes) -> bool:
+        """Send ``chunk`` over and over until the client closes; True if it did."""
+        try:
+            for _ in range(FLOOD_CHUNKS):
+                self.sock.sendall(chunk)
+        except TimeoutError:
+            return False  # the client stopped reading but kept the connection open
+        except OSError:
+            return True
+        return False
+
+
+Script = Callable[[Peer], object]
+"""Plays one connection; what it returns is kept in :attr:`StandIn.results`."""
+
+
+class StandIn:
+    """A scripted stand-in for beanstalkd on 127.0.0.1, on a thread.
+
+    It accepts one connection per script, in order, and runs the script on it. An error in a
+    script is raised again when the ``with`` block ends (or by :meth:`join`). ``listener``
+    stays usable afterwards: ``run_beanstalkd(listener=...)`` can take over the same port.
+    """
+
+    def __init__(self, *scripts: Script) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(LIMIT)
+        host, port = self.listener.getsockname()[:2]
+        self.address: tuple[str, int] = (host, port)
+        self.scripts = scripts
+        self.results: list[object] = []
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            for script in self.scripts:
+                sock, _ = self.listener.accept()
+                with sock:
+                    self.results.append(script(Peer(sock)))
+        except BaseException as error:  # reported by join()
+            self.errors.append(error)
+
+    def __enter__(self) -> StandIn:
+        self.thread.start()
+        return self
+
+    def join(self) -> None:
+        """Wait until every script has run (each wait is bounded by :data:`LIMIT`)."""
+        self.thread.join(LIMIT * 2)
+        assert not self.thread.is_alive(), "the stand-in never finished"
+        if self.errors:
+            raise self.errors[0]
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is None:
+                self.join()
+        finally:
+            self.listener.close()
