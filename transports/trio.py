@@ -12,11 +12,13 @@ from __future__ import annotations
 import socket
 import ssl
 from collections.abc import Awaitable
+from time import monotonic as _monotonic
 
 import trio
 
 from jackstalk._asyncbase import AsyncTransport
 from jackstalk._errors import ConnectionClosedError
+from jackstalk._pipeline import IDLE_CHECK
 
 __all__ = ["TrioClient"]
 
@@ -73,6 +75,8 @@ class TrioClient(AsyncTransport):
     _stream: trio.SocketStream
     _tls: trio.SSLStream[trio.SocketStream] | None = None
     """The TLS layer over ``_stream`` when the client has ``ssl``."""
+    _used_at = 0.0
+    """When the last command started (``time.monotonic``), for the idle check."""
 
     async def _open_stream(self) -> None:
         address = self.address
@@ -91,6 +95,7 @@ class TrioClient(AsyncTransport):
         sock = socket.socket(fileno=stream.socket.detach())
         sock.setblocking(False)
         self._socket = sock
+        self._used_at = _monotonic()
 
     async def _handshake(
         self, context: ssl.SSLContext, host: str
@@ -160,6 +165,21 @@ class TrioClient(AsyncTransport):
         sock = self._socket
         trio.lowlevel.notify_closing(sock)  # a task waiting on it raises ClosedResourceError
         sock.close()
+
+    def _stream_ended(self) -> bool:
+        # Nothing reads in the background here, so a connection that sat unused for a while
+        # is peeked at (one system call, without waiting) before a command goes out on it.
+        now = _monotonic()
+        idle = now - self._used_at > IDLE_CHECK
+        self._used_at = now
+        if not idle or self._tls is not None:
+            return False
+        try:
+            return self._socket.recv(1, socket.MSG_PEEK) == b""  # non-blocking socket
+        except BlockingIOError:
+            return False  # open, with nothing to read
+        except OSError:
+            return True  # reset
 
     def _make_lock(self) -> _CommandLock:
         return _CommandLock()
