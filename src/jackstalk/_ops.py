@@ -84,15 +84,21 @@ def _bury(client: Any, event: e.Event) -> None:
     raise error_for(event)
 
 
+# The two hottest conversions read the events' slots directly (as the parser fills them):
+# one property call fewer per field, on every put and every reserve.
+_Inserted = e.Inserted
+_Reserved = e.Reserved
+
+
 def _inserted(client: Any, event: e.Event) -> int:
-    if type(event) is e.Inserted:
-        return event.id
+    if type(event) is _Inserted:
+        return event._id
     raise error_for(event)
 
 
 def _reserved(client: ClientBase, event: e.Event) -> Any:
-    if type(event) is e.Reserved:
-        return client._job(event.id, event.body)
+    if type(event) is _Reserved:
+        return client._job(event._id, event._body)
     if type(event) is e.TimedOut:
         return None
     raise error_for(event)
