@@ -70,23 +70,22 @@ class Peer:
         self.sock.sendall(data)
 
     def wait_closed(self) -> bytes:
-        """Read until the client closes its end (a reset counts); return what it sent
-        meanwhile. Raises ``TimeoutError`` if it kept the connection open for :data:`LIMIT`."""
-        try:
-            while self._fill():
-                pass
-        except TimeoutError:
-            raise
-        except OSError:
-            pass  # reset by the client: closed too
+        """Read until the client closes its end cleanly; return what it sent meanwhile.
+        Raises ``TimeoutError`` if it kept the connection open for :data:`LIMIT`, and
+        ``ConnectionResetError`` if it reset it (a client closing with replies unread)."""
+        while self._fill():
+            pass
         return bytes(self.buf)
 
     def closes(self) -> bool:
-        """True once the client closes the connection, False if it keeps it open."""
+        """True once the client closes the connection, a reset included (a hostile server
+        leaves it replies it must not read); False if it keeps it open."""
         try:
             self.wait_closed()
         except TimeoutError:
             return False
+        except OSError:
+            return True
         return True
 
     def flood(self, chunk: bytes) -> bool:

@@ -107,16 +107,20 @@ class _Stream(asyncio.Protocol):
         if not self.data and not self.eof:
             self.reader = reader = self.loop.create_future()
             await reader
-        data = self.data
-        if data:
-            self.data = b""
-            if self.reading_paused:
-                self.reading_paused = False
-                self.transport.resume_reading()
-            return data
+        if self.data:
+            return self.take()
         if self.error is not None:
             raise self.error
         return b""
+
+    def take(self) -> bytes:
+        """What arrived and was not taken yet (``b""`` if nothing), without waiting."""
+        data = self.data
+        self.data = b""
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        return data
 
     async def drain(self) -> None:
         """Wait until the transport's write buffer is below its high-water mark."""
@@ -235,10 +239,13 @@ class AsyncClient(AsyncTransport):
                 pass  # already reset by the peer
         transport.abort()
 
-    def _stream_ended(self) -> bool:
-        # The event loop reads in the background, so an idle connection's end is seen here.
+    def _check_idle(self) -> bool:
+        # The event loop reads in the background, so what an idle connection got is here.
         stream = self._stream
-        return stream.eof and not stream.data
+        if stream.data:
+            self._conn.receive_data(stream.take())  # a reply to nothing: refused on send
+            return False
+        return stream.eof
 
     def _make_lock(self) -> _CommandLock:
         return _CommandLock()

@@ -165,7 +165,9 @@ class Client(SyncCommands):
 
     def _live_socket(self) -> socket.socket:
         """The connection's socket, (re)connecting first when there is none, or when an idle
-        connection was closed by the server while unused (safe: nothing was sent on it)."""
+        connection was closed by the server while unused (safe: nothing was sent on it).
+        Bytes the server sent meanwhile, replies to nothing, go to the core, which then
+        refuses the next command as unsolicited data."""
         sock = self._sock
         if sock is not None and _monotonic() - self._used_at > IDLE_CHECK:
             try:
@@ -178,7 +180,10 @@ class Client(SyncCommands):
                     finally:
                         sock.settimeout(self.timeout)
                 else:
-                    closed = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+                    data = sock.recv(_READ, socket.MSG_DONTWAIT)
+                    closed = not data
+                    if data:  # a reply to nothing: the core refuses the next command
+                        self._conn.receive_data(data)
             except BlockingIOError:
                 closed = False
             except OSError:

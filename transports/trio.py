@@ -166,20 +166,23 @@ class TrioClient(AsyncTransport):
         trio.lowlevel.notify_closing(sock)  # a task waiting on it raises ClosedResourceError
         sock.close()
 
-    def _stream_ended(self) -> bool:
+    def _check_idle(self) -> bool:
         # Nothing reads in the background here, so a connection that sat unused for a while
-        # is peeked at (one system call, without waiting) before a command goes out on it.
+        # is read from (one system call, without waiting) before a command goes out on it.
         now = _monotonic()
         idle = now - self._used_at > IDLE_CHECK
         self._used_at = now
         if not idle or self._tls is not None:
             return False
         try:
-            return self._socket.recv(1, socket.MSG_PEEK) == b""  # non-blocking socket
+            data = self._socket.recv(_READ)  # a non-blocking socket
         except BlockingIOError:
             return False  # open, with nothing to read
         except OSError:
             return True  # reset
+        if data:
+            self._conn.receive_data(data)  # a reply to nothing: refused on send
+        return not data
 
     def _make_lock(self) -> _CommandLock:
         return _CommandLock()

@@ -70,10 +70,12 @@ class AsyncTransport(AsyncCommands):
         """A FIFO lock of the event loop library."""
         raise NotImplementedError
 
-    def _stream_ended(self) -> bool:
-        """True when the library already saw the server close the stream (checked, without
-        I/O, before a command is sent: such a connection is replaced, since nothing was
-        sent on it, nothing can be lost or done twice)."""
+    def _check_idle(self) -> bool:
+        """Before a command is sent: True when the server closed the stream meanwhile (the
+        connection is then replaced: nothing was sent on it, so nothing can be lost or done
+        twice). Bytes the server sent meanwhile, replies to nothing, go to the core, which
+        then refuses the command as unsolicited data. May look without waiting, or not at
+        all (then a dead stream is found by the command itself)."""
         return False
 
     def _map_error(self, error: BaseException) -> BaseException:
@@ -164,7 +166,7 @@ class AsyncTransport(AsyncCommands):
             if not lock.try_acquire():
                 await lock.acquire()
             try:
-                if not self._connected or self._stream_ended():
+                if not self._connected or self._check_idle():
                     self._drop()
                     await self._open()
                 conn = self._conn
@@ -194,7 +196,7 @@ class AsyncTransport(AsyncCommands):
     async def _execute_many(self, commands: list[Command], /) -> list[Event]:
         lock = await self._acquire()
         try:
-            if not self._connected or self._stream_ended():
+            if not self._connected or self._check_idle():
                 self._drop()
                 await self._open()
             return await self._send_many(commands)

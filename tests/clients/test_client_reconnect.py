@@ -4,6 +4,7 @@ re-sending a command whose outcome is unknown. All three clients, real beanstalk
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import struct
 import threading
@@ -11,7 +12,7 @@ import threading
 import pytest
 from clientkit import wait_event
 from conftest import ClientFactory, ClientView
-from standin import Peer, StandIn
+from standin import LIMIT, Peer, StandIn
 
 import jackstalk
 from jackstalk.testing import run_beanstalkd
@@ -102,7 +103,7 @@ async def test_idle_connection_closed_by_the_server_is_replaced_silently(
                 raw._used_at = float("-inf")  # as if it had been idle for a long time
             else:
                 for _ in range(1000):  # let the event loop read the end of the stream
-                    if raw._stream_ended():
+                    if raw._check_idle():
                         break
                     await asyncio.sleep(0)
             assert await client.put("sent once, on a new connection") > 0
@@ -114,9 +115,11 @@ async def test_idle_connection_reset_by_the_server_is_replaced_silently(
     clients: ClientFactory,
 ) -> None:
     """The same when the connection ends with a reset rather than a clean close."""
+    connected = threading.Event()
     reset = threading.Event()
 
     def resets(peer: Peer) -> None:
+        assert connected.wait(LIMIT)  # (a reset during connect() would fail the connect)
         # Linger 0: closing sends RST instead of FIN.
         peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         peer.sock.close()
@@ -130,16 +133,56 @@ async def test_idle_connection_reset_by_the_server_is_replaced_silently(
     with StandIn(resets, answers) as standin:
         client = clients(standin.address)
         await client.connect()
+        connected.set()
         await wait_event(clients.kind, reset)
         raw = client.client
         if clients.kind == "asyncio":
             for _ in range(1000):  # let the event loop see the reset
-                if raw._stream_ended():
+                if raw._check_idle():
                     break
                 await asyncio.sleep(0)
         else:
+            sock = raw._sock if clients.kind == "blocking" else raw._socket
+            assert select.select([sock], [], [], LIMIT)[0], "the reset never arrived"
             raw._used_at = float("-inf")  # as if it had been idle for a long time
         assert await client.put("sent once") == 7
+        await client.close()
+
+
+async def test_a_reply_to_nothing_that_arrives_while_idle_is_refused(
+    clients: ClientFactory,
+) -> None:
+    """A reply the server sends while no command waits, in a write of its own, is not taken
+    for the next command's: that command raises before it is sent (here on an idle
+    connection, which every client checks before it sends)."""
+    first_read = threading.Event()
+    extra_sent = threading.Event()
+
+    def answers_twice(peer: Peer) -> None:
+        assert peer.put() == b"once"
+        peer.send(b"INSERTED 1\r\n")
+        assert first_read.wait(LIMIT)
+        peer.send(b"INSERTED 2\r\n")  # a reply to nothing
+        extra_sent.set()
+        assert peer.wait_closed() == b""  # the second put never went out
+
+    with StandIn(answers_twice) as standin:
+        client = clients(standin.address)
+        assert await client.put("once") == 1
+        first_read.set()
+        await wait_event(clients.kind, extra_sent)
+        raw = client.client
+        if clients.kind == "asyncio":
+            for _ in range(1000):  # let the event loop read it
+                if raw._stream.data:
+                    break
+                await asyncio.sleep(0)
+        else:
+            sock = raw._sock if clients.kind == "blocking" else raw._socket
+            assert select.select([sock], [], [], LIMIT)[0], "the extra reply never arrived"
+            raw._used_at = float("-inf")  # as if it had been idle for a long time
+        with pytest.raises(jackstalk.ProtocolError, match="unsolicited"):
+            await client.put("twice")
         await client.close()
 
 
