@@ -30,6 +30,21 @@ async def _check_tubes(client: ClientView) -> None:
     assert sorted(await client.watching()) == ["more-work", "work"]
 
 
+async def _let_idle_check_see(client: ClientView) -> None:
+    """Wait until what the server did to an idle connection (closed it, reset it, sent
+    bytes) reaches the client, and make the next command start with the idle check."""
+    raw = client.client
+    if client.kind == "asyncio":  # the event loop reads in the background
+        for _ in range(1000):
+            if raw._stream.data or raw._stream.eof:
+                return
+            await asyncio.sleep(0)
+        raise AssertionError("the event loop never saw it")
+    sock = raw._sock if client.kind == "blocking" else raw._socket
+    assert select.select([sock], [], [], LIMIT)[0], "nothing arrived"
+    raw._used_at = float("-inf")  # as if it had been idle for a long time
+
+
 async def test_reconnect_after_close_restores_tubes(
     client: ClientView, clients: ClientFactory
 ) -> None:
@@ -98,14 +113,7 @@ async def test_idle_connection_closed_by_the_server_is_replaced_silently(
         with run_beanstalkd(listener=listener):
             await _set_up_tubes(client)
         with run_beanstalkd(listener=listener):
-            raw = client.client
-            if clients.kind != "asyncio":  # (asyncio reads the end in the background)
-                raw._used_at = float("-inf")  # as if it had been idle for a long time
-            else:
-                for _ in range(1000):  # let the event loop read the end of the stream
-                    if raw._check_idle():
-                        break
-                    await asyncio.sleep(0)
+            await _let_idle_check_see(client)
             assert await client.put("sent once, on a new connection") > 0
             await _check_tubes(client)
             assert (await client.stats())["cmd-put"] == 1
@@ -135,16 +143,7 @@ async def test_idle_connection_reset_by_the_server_is_replaced_silently(
         await client.connect()
         connected.set()
         await wait_event(clients.kind, reset)
-        raw = client.client
-        if clients.kind == "asyncio":
-            for _ in range(1000):  # let the event loop see the reset
-                if raw._check_idle():
-                    break
-                await asyncio.sleep(0)
-        else:
-            sock = raw._sock if clients.kind == "blocking" else raw._socket
-            assert select.select([sock], [], [], LIMIT)[0], "the reset never arrived"
-            raw._used_at = float("-inf")  # as if it had been idle for a long time
+        await _let_idle_check_see(client)
         assert await client.put("sent once") == 7
         await client.close()
 
@@ -171,16 +170,7 @@ async def test_a_reply_to_nothing_that_arrives_while_idle_is_refused(
         assert await client.put("once") == 1
         first_read.set()
         await wait_event(clients.kind, extra_sent)
-        raw = client.client
-        if clients.kind == "asyncio":
-            for _ in range(1000):  # let the event loop read it
-                if raw._stream.data:
-                    break
-                await asyncio.sleep(0)
-        else:
-            sock = raw._sock if clients.kind == "blocking" else raw._socket
-            assert select.select([sock], [], [], LIMIT)[0], "the extra reply never arrived"
-            raw._used_at = float("-inf")  # as if it had been idle for a long time
+        await _let_idle_check_see(client)
         with pytest.raises(jackstalk.ProtocolError, match="unsolicited"):
             await client.put("twice")
         await client.close()
