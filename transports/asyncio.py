@@ -13,7 +13,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable
 
-from jackstalk._asyncbase import AsyncTransport
+from jackstalk._asyncbase import AsyncTransport, CommandLock
 from jackstalk._errors import ConnectionClosedError
 
 __all__ = ["AsyncClient"]
@@ -66,7 +66,7 @@ class _Stream(asyncio.Protocol):
                 self.transport.pause_reading()
         else:
             self.data = data
-        reader = self.reader
+        reader = self.reader  # (_wake_reader written out: this runs for every read)
         if reader is not None:
             self.reader = None
             if not reader.done():
@@ -131,24 +131,14 @@ class _Stream(asyncio.Protocol):
             raise ConnectionResetError("the connection was lost while writing")
 
 
-class _CommandLock:
-    """A FIFO lock taken without an await when it is free.
+class _CommandLock(CommandLock):
+    """The command lock, queueing one future per waiting task."""
 
-    Whoever releases it hands it to the first task in the queue, so a free lock has no
-    queue and :meth:`try_acquire` can never jump it.
-    """
-
-    __slots__ = ("_locked", "_queue")
+    __slots__ = ("_queue",)
 
     def __init__(self) -> None:
-        self._locked = False
+        super().__init__()
         self._queue: deque[asyncio.Future[None]] = deque()
-
-    def try_acquire(self) -> bool:
-        if self._locked:
-            return False
-        self._locked = True
-        return True
 
     async def acquire(self) -> None:
         turn = asyncio.get_running_loop().create_future()

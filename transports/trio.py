@@ -16,7 +16,7 @@ from time import monotonic as _monotonic
 
 import trio
 
-from jackstalk._asyncbase import AsyncTransport
+from jackstalk._asyncbase import AsyncTransport, CommandLock
 from jackstalk._errors import ConnectionClosedError
 from jackstalk._pipeline import IDLE_CHECK
 
@@ -30,26 +30,16 @@ _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
 
 
-class _CommandLock:
-    """A FIFO lock taken without an await when it is free.
+class _CommandLock(CommandLock):
+    """The command lock, queueing on a ``ParkingLot``: a task that ``unpark`` rescheduled
+    can no longer be cancelled out of ``park``, so the hand-over cannot be lost. Every
+    command checkpoints anyway, when it waits for its reply."""
 
-    Whoever releases it hands it to the first task parked in the queue (a task that
-    ``ParkingLot.unpark`` rescheduled can no longer be cancelled out of ``park``), so a
-    free lock has no queue and :meth:`try_acquire` can never jump it. Every command
-    checkpoints anyway, when it waits for its reply.
-    """
-
-    __slots__ = ("_locked", "_queue")
+    __slots__ = ("_queue",)
 
     def __init__(self) -> None:
-        self._locked = False
+        super().__init__()
         self._queue = trio.lowlevel.ParkingLot()
-
-    def try_acquire(self) -> bool:
-        if self._locked:
-            return False
-        self._locked = True
-        return True
 
     async def acquire(self) -> None:
         await self._queue.park()  # the lock is ours when this returns

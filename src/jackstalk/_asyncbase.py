@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from types import TracebackType
-from typing import NoReturn, Protocol, Self
+from typing import NoReturn, Self
 
 from ._api import AsyncCommands
 from ._commands import Command
@@ -23,17 +23,33 @@ from ._pipeline import windows
 __all__ = ["AsyncTransport", "CommandLock"]
 
 
-class CommandLock(Protocol):
-    """A FIFO lock whose free case costs no await: every command takes it."""
+class CommandLock:
+    """A FIFO lock whose free case costs no await: every command takes it.
+
+    A transport supplies the queue (:meth:`acquire`, :meth:`release`). Whoever releases the
+    lock hands it to the first in the queue, so a free lock has no queue and
+    :meth:`try_acquire` can never jump it.
+    """
+
+    __slots__ = ("_locked",)
+
+    def __init__(self) -> None:
+        self._locked = False
 
     def try_acquire(self) -> bool:
         """Take the lock if it is free and no one queues for it; never waits."""
+        if self._locked:
+            return False
+        self._locked = True
+        return True
 
     async def acquire(self) -> None:
         """Queue for the lock (after :meth:`try_acquire` failed); cancellable."""
+        raise NotImplementedError
 
     def release(self) -> None:
         """Hand the lock to the first in the queue, or free it."""
+        raise NotImplementedError
 
 
 class AsyncTransport(AsyncCommands):
