@@ -90,6 +90,7 @@ _Ignore = c.Ignore
 # __init__ does, without the cost of calling a class.
 _new: Callable[[type], Any] = object.__new__
 _Inserted = e.Inserted
+_Put = c.Put
 _Reserved = e.Reserved
 _Ok = e.Ok
 
@@ -285,7 +286,9 @@ class Connection:
                 field = buf[9:-2]  # all digits: then this is the only line
                 if field.isdigit() and len(field) <= 20:
                     job_id = int(field)
-                    if 0 < job_id <= _U64_MAX and b"INSERTED" in pending[0].replies:
+                    # Put is the one command answered INSERTED (its reply table; a test
+                    # checks that no other command lists it).
+                    if 0 < job_id <= _U64_MAX and type(pending[0]) is _Put:
                         self._buf = b""
                         pending.popleft()
                         inserted: e.Inserted = _new(_Inserted)

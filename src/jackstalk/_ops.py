@@ -161,7 +161,9 @@ def put(
     ``priority``: 0 (most urgent) to 2**32-1. ``delay``: seconds before it can be reserved.
     ``ttr``: seconds a worker may hold it before the server gives it to another worker.
     """
-    return c.Put(client._encode(body), priority, delay, ttr), _inserted
+    if type(body) is not bytes or client.codec is not None or len(body) > client.max_job_size:
+        body = client._encode(body)  # (plain bytes within the limit need no call)
+    return c.Put(body, priority, delay, ttr), _inserted
 
 
 def put_many(

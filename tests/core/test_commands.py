@@ -172,6 +172,11 @@ def test_only_reserves_wait() -> None:
     assert {cls for cls in ALL_COMMANDS if cls.waits} == {Reserve, ReserveWithTimeout}
 
 
+def test_only_put_is_answered_inserted() -> None:
+    # The one-reply fast parse relies on it: it checks the command's class, not its table.
+    assert [cls for cls in ALL_COMMANDS if b"INSERTED" in cls.replies] == [Put]
+
+
 # ------------------------------------------------------------------ tube names
 
 VALID_TUBES = [
