@@ -43,4 +43,7 @@ def test_quick_benchmark_run_writes_jackstalk_and_raw_rows(tmp_path: Path) -> No
             assert row["median"] > 0, (scenario["key"], row["client"])
     assert result["memory"], "the memory checks ran"
     assert result["targets"], "the targets were evaluated"
+    places = [row["place"] for row in result["placement"]["rows"]]
+    assert places == ["none", "before the send", "between send and reply", "after the reply"]
+    assert result["placement"]["work_us"] > 0
     assert not (tmp_path / "docs").exists()
