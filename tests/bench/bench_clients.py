@@ -1581,8 +1581,9 @@ def _time_budget(summaries: list[dict[str, Any]]) -> list[str]:
     lines = [
         "## Where the time goes (blocking, one command at a time)",
         "",
-        "One command at a time, a client waits for every reply, so each microsecond of",
-        "its own CPU adds to the round trip. *raw round trip* is raw-sequential's time per",
+        "One command at a time, a client waits for every reply, so the CPU it spends",
+        "before each send and after each reply adds to the round trip (the next section",
+        "measures by how much). *raw round trip* is raw-sequential's time per",
         "operation; reaching 0.95x of its rate leaves a client about 5 % of it (*budget*).",
         "*CPU beyond raw* is a client's CPU µs/op minus raw-sequential's in the same run:",
         "what building, checking, sending and parsing cost it over writing pre-built bytes.",
