@@ -162,7 +162,8 @@ def put(
     ``ttr``: seconds a worker may hold it before the server gives it to another worker.
     """
     if type(body) is not bytes or client.codec is not None or len(body) > client.max_job_size:
-        body = client._encode(body)  # (plain bytes within the limit need no call)
+        # (_encode returns plain bytes within the limit unchanged: skip the call for them)
+        body = client._encode(body)
     return c.Put(body, priority, delay, ttr), _inserted
 
 
