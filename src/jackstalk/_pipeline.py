@@ -58,6 +58,15 @@ def windows(commands: Sequence[c.Command]) -> list[Sequence[c.Command]]:
     (beanstalkd stops reading while it cannot write a reply, protocol-notes §1.) A short
     batch, such as a worker's delete and next reserve, is its own single window.
     """
+    if len(commands) <= WINDOW_COMMANDS:
+        # The common case, a worker's delete and next reserve among them, in one pass
+        # without cutting: a batch within both bounds is its own single window.
+        size = 0
+        for command in commands:
+            if type(command) is c.Put:
+                size += len(command.body)
+        if size <= WINDOW_BYTES:
+            return [commands] if commands else []
     cuts: list[Sequence[c.Command]] = []
     start = 0
     size = 0
