@@ -192,18 +192,23 @@ class Worker:
         self, client: ClientBase, wrap: type[WorkerJob] | type[AsyncWorkerJob]
     ) -> Generator[Execute | Handle, Any, None]:
         """One slot's loop; see the module docstring."""
-        settle: list[c.Command] = []
+        settle: c.Command | None = None  # the last job's delete, release or bury, unsent
         reserve = c.ReserveWithTimeout(self.poll)
+        # One step object of each kind, refilled for every job rather than built anew: a
+        # driver is done with a step before it resumes the procedure.
+        execute = Execute([reserve])
+        handle: Handle | None = None
         while True:
             if self._stopping:
-                if settle:
-                    yield Execute(settle)
+                if settle is not None:
+                    execute.commands = [settle]
+                    yield execute
                 return
-            events: list[e.Event] = yield Execute([*settle, reserve])
-            for command, event in zip(settle, events, strict=False):
-                if not isinstance(event, _SETTLING_REPLIES):
-                    log.warning("%s of a finished job got %r", command.word.decode(), event)
-            settle = []
+            execute.commands = [reserve] if settle is None else [settle, reserve]
+            events: list[e.Event] = yield execute
+            if settle is not None and not isinstance(events[0], _SETTLING_REPLIES):
+                log.warning("%s of a finished job got %r", settle.word.decode(), events[0])
+            settle = None
             reply = events[-1]
             if not isinstance(reply, e.Reserved):
                 continue  # TIMED_OUT (check for shutdown) or DEADLINE_SOON (nothing held)
@@ -211,32 +216,39 @@ class Worker:
                 job: WorkerJob | AsyncWorkerJob = client._job(reply.id, reply.body, wrap)
             except BodyDecodeError as error:
                 log.error("burying job %d: %s", reply.id, error)
-                settle = [c.Bury(reply.id, c.DEFAULT_PRIORITY)]
+                settle = c.Bury(reply.id, c.DEFAULT_PRIORITY)
                 continue
             handler = self._default
             if handler is None or len(self._handlers) > 1:
                 # Only a worker with several handlers pays for asking which tube it is.
-                (stats,) = yield Execute([c.StatsJob(job.id)])
+                execute.commands = [c.StatsJob(job.id)]
+                (stats,) = yield execute
                 handler = self._handler_for(client, stats)
-            failure = yield Handle(handler, job)
+            if handle is None:
+                handle = Handle(handler, job)
+            else:
+                handle.handler = handler
+                handle.job = job
+            failure = yield handle
             self.processed += 1
             if job._settled:
                 continue
             if failure is None:
-                settle = [c.Delete(job.id)]
+                settle = c.Delete(job.id)
                 continue
             log.warning("job %d failed: %r", job.id, failure)
-            (stats,) = yield Execute([c.StatsJob(job.id)])
+            execute.commands = [c.StatsJob(job.id)]
+            (stats,) = yield execute
             if not isinstance(stats, e.Ok):
                 continue  # gone: its time-to-run ran out, or the handler deleted it
             info = _yaml.parse_stats(stats.data)
             priority = int(info.get("pri", c.DEFAULT_PRIORITY))
             if int(info.get("reserves", 1)) >= self.max_attempts:
                 log.error("burying job %d after %s attempts", job.id, info.get("reserves"))
-                settle = [c.Bury(job.id, priority)]
+                settle = c.Bury(job.id, priority)
             else:
                 delay = self._backoff(int(info.get("releases", 0)))
-                settle = [c.Release(job.id, priority, delay)]
+                settle = c.Release(job.id, priority, delay)
 
     def _handler_for(self, client: ClientBase, stats: e.Event) -> Handler:
         if not isinstance(stats, e.Ok):
