@@ -94,6 +94,39 @@ def test_backoff_grows_with_releases_and_is_capped() -> None:
     assert [worker._backoff(n) for n in range(6)] == [2, 4, 8, 16, 30, 30]
 
 
+def test_procedure_sends_each_settle_with_the_next_reserve_and_logs_odd_replies(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The procedure alone, driven by hand (it does no I/O): the steps it yields, and a
+    # settle reply that no server should send, which is logged and otherwise ignored.
+    from jackstalk import _commands as c
+    from jackstalk import _events as e
+    from jackstalk._worker import Execute, Handle, WorkerJob
+
+    worker = jackstalk.Worker(lambda job: None, poll=2)
+    steps = worker._procedure(jackstalk.Client(encoding=None), WorkerJob)
+    first = next(steps)
+    assert isinstance(first, Execute)
+    assert [type(command) for command in first.commands] == [c.ReserveWithTimeout]
+    handle = steps.send([e.Reserved(7, b"x")])
+    assert isinstance(handle, Handle)
+    assert (handle.job.id, handle.job.body) == (7, b"x")
+    step = steps.send(None)  # the handler returned: delete it, with the next reserve
+    assert isinstance(step, Execute)
+    assert [(type(command), getattr(command, "id", None)) for command in step.commands] == [
+        (c.Delete, 7),
+        (c.ReserveWithTimeout, None),
+    ]
+    with caplog.at_level("WARNING", logger="jackstalk.worker"):
+        step = steps.send([e.Touched(), e.TimedOut()])
+    assert "delete of a finished job got" in caplog.text
+    assert isinstance(step, Execute)
+    assert [type(command) for command in step.commands] == [c.ReserveWithTimeout]
+    worker.stop()
+    with pytest.raises(StopIteration):
+        steps.send([e.TimedOut()])
+
+
 def test_job_is_buried_after_max_attempts(beanstalkd: BeanstalkdServer) -> None:
     with producer(beanstalkd) as client:
         job_id = client.put("always fails")
