@@ -104,6 +104,14 @@ Script = Callable[[Peer], object]
 """Plays one connection; what it returns is kept in :attr:`StandIn.results`."""
 
 
+def answers_using(peer: Peer) -> None:
+    """A connection script: answer one ``list-tube-used`` with ``USING default``, then wait
+    for the client to close (a later connection that shows the client reconnected)."""
+    assert peer.line() == b"list-tube-used"
+    peer.send(b"USING default\r\n")
+    peer.wait_closed()
+
+
 class StandIn:
     """A scripted stand-in for beanstalkd on 127.0.0.1, on a thread.
 

@@ -11,7 +11,7 @@ import threading
 import pytest
 from clientkit import cancel_when, gather, settle, until_stat, wait_event
 from conftest import ClientFactory, ClientView
-from standin import LIMIT, Peer, StandIn
+from standin import LIMIT, Peer, StandIn, answers_using
 
 import jackstalk
 
@@ -75,12 +75,7 @@ async def test_cancel_mid_reply(clients: ClientFactory, transport: str) -> None:
         assert peer.wait_closed() == b""
         closed_seen.set()
 
-    def answers(peer: Peer) -> None:
-        assert peer.line() == b"list-tube-used"
-        peer.send(b"USING default\r\n")
-        peer.wait_closed()
-
-    with StandIn(trickles, answers) as standin:
+    with StandIn(trickles, answers_using) as standin:
         client = clients(standin.address)
 
         async def partial_reply_sent() -> None:
@@ -105,12 +100,7 @@ async def test_cancel_while_a_put_waits_for_its_reply(
         put_read.set()
         peer.wait_closed()
 
-    def answers(peer: Peer) -> None:
-        assert peer.line() == b"list-tube-used"
-        peer.send(b"USING default\r\n")
-        peer.wait_closed()
-
-    with StandIn(never_answers, answers) as standin:
+    with StandIn(never_answers, answers_using) as standin:
         client = clients(standin.address)
 
         async def put() -> object:

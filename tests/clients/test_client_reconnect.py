@@ -12,7 +12,7 @@ import threading
 import pytest
 from clientkit import wait_event
 from conftest import ClientFactory, ClientView
-from standin import LIMIT, Peer, StandIn
+from standin import LIMIT, Peer, StandIn, answers_using
 
 import jackstalk
 from jackstalk.testing import run_beanstalkd
@@ -259,12 +259,7 @@ async def test_protocol_error_drops_the_connection(clients: ClientFactory) -> No
         peer.send(b"INSERTED 1\r\n")  # not a reply to list-tube-used
         peer.wait_closed()
 
-    def answers_properly(peer: Peer) -> None:
-        assert peer.line() == b"list-tube-used"
-        peer.send(b"USING default\r\n")
-        peer.wait_closed()
-
-    with StandIn(answers_nonsense, answers_properly) as standin:
+    with StandIn(answers_nonsense, answers_using) as standin:
         client = clients(standin.address)
         with pytest.raises(jackstalk.ProtocolError):
             await client.using()
