@@ -482,6 +482,59 @@ class RawSequentialKit(SyncKit):
         self.put(sock, body, n)
 
 
+class BareClient:
+    """The least a blocking client can do per command: format it from its arguments, send
+    it, and turn the reply into the result, over raw-sequential's framing. No argument
+    checks, no command or reply objects, no error replies, no timeouts, no reconnecting."""
+
+    __slots__ = ("body", "close", "expect", "send")
+
+    def __init__(self, sock: socket.socket) -> None:
+        reader = RawReader(sock)
+        self.send, self.expect, self.body = sock.sendall, reader.expect, reader.body
+        self.close = sock.close
+
+    def put(self, body: bytes, priority: int, delay: int, ttr: int) -> int:
+        self.send(b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(body), body))
+        return int(self.expect(b"INSERTED ")[9:])
+
+    def reserve(self) -> tuple[int, bytes]:
+        self.send(b"reserve\r\n")
+        _, job_id, size = self.expect(b"RESERVED ").split(b" ")
+        return int(job_id), self.body(int(size))
+
+    def delete(self, job_id: int) -> None:
+        self.send(b"delete %d\r\n" % job_id)
+        self.expect(b"DELETED")
+
+
+class BareClientKit(SyncKit):
+    """A floor for every real client: what raw-sequential does, plus building each command
+    from arguments and returning results. What a client checks and models costs beyond it."""
+
+    name = "bare-client"
+    kinds = frozenset({"put", "reserve-delete", "roundtrip"})
+
+    def open(self, address: Address) -> Any:
+        return BareClient(_raw_connect(address))
+
+    def put(self, client: BareClient, body: bytes, n: int) -> None:
+        put = client.put
+        for _ in range(n):
+            put(body, PRI, DELAY, TTR)
+
+    def reserve_delete(self, client: BareClient, body: bytes, n: int) -> None:
+        reserve, delete = client.reserve, client.delete
+        for _ in range(n):
+            delete(reserve()[0])
+
+    def roundtrip(self, client: BareClient, body: bytes, n: int) -> None:
+        put, reserve, delete = client.put, client.reserve, client.delete
+        for _ in range(n):
+            put(body, PRI, DELAY, TTR)
+            delete(reserve()[0])
+
+
 class RawPipelinedKit(SyncKit):
     """A plain socket sending large windows while it reads the replies of the one before."""
 
@@ -908,6 +961,7 @@ def scenarios(ops: int, batch: int) -> list[Scenario]:
         GreenstalkKit(),
         PystalkKit(),
         BeanstalkcKit(),
+        BareClientKit(),
         RawSequentialKit(),
         RawPipelinedKit(),
     )
@@ -1417,9 +1471,14 @@ def _pairs(summary: dict[str, Any], client: str, reference: str) -> list[float] 
     return [a / b for a, b in zip(rows[client]["rates"], rows[reference]["rates"], strict=True)]
 
 
+FLOOR = "bare-client"
+"""The reference whose ratio shows, next to a target, what the least possible client reaches."""
+
+
 def check_targets(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each target's paired ratio (the median; its verdict) and the range of the ratio over
-    the repetitions, which shows how far machine noise moves it."""
+    """Each target's paired ratio (the median; its verdict), the range of the ratio over
+    the repetitions, which shows how far machine noise moves it, and the same ratio for
+    bare-client where it ran (``floor``), which shows whether any client could meet it."""
     out: list[dict[str, Any]] = []
     for target in TARGETS:
         for summary in summaries:
@@ -1427,6 +1486,7 @@ def check_targets(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             pairs = _pairs(summary, target.client, target.reference)
             ratio = None if pairs is None else float(statistics.median(pairs))
+            floor = _pairs(summary, FLOOR, target.reference)
             out.append(
                 {
                     "target": target.text,
@@ -1436,6 +1496,7 @@ def check_targets(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "high": None if pairs is None else max(pairs),
                     "threshold": target.at_least,
                     "met": None if ratio is None else ratio >= target.at_least,
+                    "floor": None if floor is None else float(statistics.median(floor)),
                 }
             )
     return out
@@ -1480,9 +1541,11 @@ def text_targets(targets: list[dict[str, Any]]) -> str:
     lines = ["", "Targets"]
     for item in targets:
         verdict = {True: "met", False: "MISSED", None: "n/a"}[item["met"]]
+        floor = item["floor"]
         lines.append(
             f"  {verdict:<7}{_fmt_ratio(item['ratio']):>8} {_fmt_range(item):>12}"
             f"  {item['target']}: {item['scenario']}"
+            + ("" if floor is None else f"  ({FLOOR} {_fmt_ratio(floor)})")
         )
     return "\n".join(lines)
 
@@ -1571,7 +1634,7 @@ def _time_budget(summaries: list[dict[str, Any]]) -> list[str]:
     ]
     clients = [
         c
-        for c in ("jackstalk", "greenstalk")
+        for c in ("jackstalk", "greenstalk", "bare-client")
         if any(row["client"] == c for s in chosen for row in s["rows"])
     ]
     if not chosen or not clients:
@@ -1587,6 +1650,9 @@ def _time_budget(summaries: list[dict[str, Any]]) -> list[str]:
         "operation; reaching 0.95x of its rate leaves a client about 5 % of it (*budget*).",
         "*CPU beyond raw* is a client's CPU µs/op minus raw-sequential's in the same run:",
         "what building, checking, sending and parsing cost it over writing pre-built bytes.",
+        "*bare-client* (see the references) spends the least any client can: where its",
+        "column is above the budget, 0.95x is out of reach for a client with a method per",
+        "command, whatever it skips.",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -1669,6 +1735,11 @@ def write_docs(
         "  through the scheduler per reply, where `SocketStream` takes two; jackstalk's",
         "  trio client does the same). *raw-worker* sends each job's",
         "  `delete` and the next `reserve` in one write.",
+        "- *bare-client* is a floor for real clients: raw-sequential's framing plus only",
+        "  what every client API must do, a method call per command that formats the",
+        "  command from its arguments and returns the job id or body. It checks nothing",
+        "  and builds no objects; what jackstalk and the others spend beyond it is their",
+        "  own (argument checks, command and reply objects, error handling).",
         "- The two references that send several commands per write (raw-pipelined,",
         "  raw-worker) re-arm `TCP_QUICKACK` after every read, a guard against Nagle's",
         "  delay on a server socket without TCP_NODELAY (when one write makes the server",
@@ -1716,15 +1787,18 @@ def write_docs(
         "",
         "*ratio* is the paired ratio the verdict is judged on; *range* is the lowest and",
         "highest paired ratio of the single repetitions, how far noise moved it in this run.",
+        f"*{FLOOR}* is the same ratio for the bare-client floor (see the references), where",
+        "it ran: a target above it is out of reach for any client with a method per command.",
         "",
-        "| target | scenario | ratio | range | verdict |",
-        "|---|---|---|---|---|",
+        f"| target | scenario | ratio | range | verdict | {FLOOR} |",
+        "|---|---|---|---|---|---|",
     ]
     for item in targets:
         verdict = {True: "met", False: "**missed**", None: "n/a"}[item["met"]]
         ratio = _fmt_ratio(item["ratio"])
         out.append(
-            f"| {item['target']} | {item['scenario']} | {ratio} | {_fmt_range(item)} | {verdict} |"
+            f"| {item['target']} | {item['scenario']} | {ratio} | {_fmt_range(item)}"
+            f" | {verdict} | {_fmt_ratio(item['floor'])} |"
         )
     out += [
         "",
