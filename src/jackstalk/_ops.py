@@ -147,6 +147,18 @@ def _list(client: ClientBase, event: e.Event) -> Any:
 # method's. Argument errors raise here, before the transport sees the command.
 
 
+# Commands without fields, built once: commands are immutable values, so one instance
+# serves every call (and costs no construction per call).
+_LIST_TUBE_USED = c.ListTubeUsed()
+_LIST_TUBES_WATCHED = c.ListTubesWatched()
+_LIST_TUBES = c.ListTubes()
+_RESERVE = c.Reserve()
+_PEEK_READY = c.PeekReady()
+_PEEK_DELAYED = c.PeekDelayed()
+_PEEK_BURIED = c.PeekBuried()
+_STATS = c.Stats()
+
+
 def put(
     client: ClientBase,
     body: Any,
@@ -211,7 +223,7 @@ def use(client: ClientBase, tube: str) -> Call[str]:
 
 def using(client: ClientBase) -> Call[str]:
     """The tube in use, as the server reports it."""
-    return c.ListTubeUsed(), _using
+    return _LIST_TUBE_USED, _using
 
 
 def watch(client: ClientBase, tube: str) -> Call[int]:
@@ -229,12 +241,12 @@ def ignore(client: ClientBase, tube: str) -> Call[int]:
 
 def watching(client: ClientBase) -> Call[list[str]]:
     """The watched tubes, as the server reports them."""
-    return c.ListTubesWatched(), _list
+    return _LIST_TUBES_WATCHED, _list
 
 
 def tubes(client: ClientBase) -> Call[list[str]]:
     """Every tube that exists on the server."""
-    return c.ListTubes(), _list
+    return _LIST_TUBES, _list
 
 
 def reserve(client: ClientBase, timeout: float | None = None) -> Call[Any]:
@@ -246,7 +258,7 @@ def reserve(client: ClientBase, timeout: float | None = None) -> Call[Any]:
     about to run out of time.
     """
     if timeout is None:
-        return c.Reserve(), _reserved
+        return _RESERVE, _reserved
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise ArgumentTypeError(f"timeout must be a number, not {type(timeout).__name__}")
     if not 0 <= timeout <= v.RESERVE_TIMEOUT_MAX:  # also refuses NaN
@@ -311,22 +323,22 @@ def peek(client: ClientBase, job: JobRef) -> Call[Any]:
 
 def peek_ready(client: ClientBase) -> Call[Any]:
     """The next ready job of the used tube, or ``None``."""
-    return c.PeekReady(), _found
+    return _PEEK_READY, _found
 
 
 def peek_delayed(client: ClientBase) -> Call[Any]:
     """The delayed job of the used tube that becomes ready first, or ``None``."""
-    return c.PeekDelayed(), _found
+    return _PEEK_DELAYED, _found
 
 
 def peek_buried(client: ClientBase) -> Call[Any]:
     """The oldest buried job of the used tube, or ``None``."""
-    return c.PeekBuried(), _found
+    return _PEEK_BURIED, _found
 
 
 def stats(client: ClientBase) -> Call[Any]:
     """Server statistics, typed by field (see ``parse_yaml``)."""
-    return c.Stats(), _stats
+    return _STATS, _stats
 
 
 def stats_tube(client: ClientBase, tube: str) -> Call[Any]:
