@@ -903,6 +903,103 @@ class RawTrioKit(AsyncKit):
         await self.put(raw, body, n)
 
 
+class _BareAsyncio:
+    """bare-client's methods over raw-asyncio's protocol: a floor for asyncio clients."""
+
+    __slots__ = ("body", "expect", "protocol", "write")
+
+    def __init__(self, protocol: _RawProtocol) -> None:
+        assert protocol.transport is not None
+        self.protocol = protocol
+        self.write, self.expect, self.body = (
+            protocol.transport.write,
+            protocol.expect,
+            protocol.body,
+        )
+
+    async def put(self, body: bytes, priority: int, delay: int, ttr: int) -> int:
+        self.write(b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(body), body))
+        return int((await self.expect(b"INSERTED "))[9:])
+
+    async def reserve(self) -> tuple[int, bytes]:
+        self.write(b"reserve\r\n")
+        _, job_id, size = (await self.expect(b"RESERVED ")).split(b" ")
+        return int(job_id), await self.body(int(size))
+
+    async def delete(self, job_id: int) -> None:
+        self.write(b"delete %d\r\n" % job_id)
+        await self.expect(b"DELETED")
+
+
+class _BareTrio:
+    """bare-client's methods over raw-trio's socket: a floor for trio clients."""
+
+    __slots__ = ("body", "expect", "send", "stream")
+
+    def __init__(self, stream: _RawTrioStream) -> None:
+        self.stream = stream
+        self.send, self.expect, self.body = stream.send, stream.expect, stream.body
+
+    async def put(self, body: bytes, priority: int, delay: int, ttr: int) -> int:
+        await self.send(b"put %d %d %d %d\r\n%b\r\n" % (priority, delay, ttr, len(body), body))
+        return int((await self.expect(b"INSERTED "))[9:])
+
+    async def reserve(self) -> tuple[int, bytes]:
+        await self.send(b"reserve\r\n")
+        _, job_id, size = (await self.expect(b"RESERVED ")).split(b" ")
+        return int(job_id), await self.body(int(size))
+
+    async def delete(self, job_id: int) -> None:
+        await self.send(b"delete %d\r\n" % job_id)
+        await self.expect(b"DELETED")
+
+
+class _BareAsyncLoops:
+    """The timed loops of the async floors (the same calls as jackstalk's async kits)."""
+
+    async def put(self, client: Any, body: bytes, n: int) -> None:
+        put = client.put
+        for _ in range(n):
+            await put(body, PRI, DELAY, TTR)
+
+    async def reserve_delete(self, client: Any, body: bytes, n: int) -> None:
+        reserve, delete = client.reserve, client.delete
+        for _ in range(n):
+            await delete((await reserve())[0])
+
+    async def roundtrip(self, client: Any, body: bytes, n: int) -> None:
+        put, reserve, delete = client.put, client.reserve, client.delete
+        for _ in range(n):
+            await put(body, PRI, DELAY, TTR)
+            await delete((await reserve())[0])
+
+
+class BareAsyncioKit(_BareAsyncLoops, RawAsyncioKit):
+    """The asyncio floor: what bare-client is for blocking clients, on raw-asyncio's I/O."""
+
+    name = "bare-asyncio"
+    kinds = frozenset({"put", "reserve-delete", "roundtrip"})
+
+    async def open(self, address: Address) -> Any:
+        return _BareAsyncio(await super().open(address))
+
+    async def close(self, client: Any) -> None:
+        await super().close(client.protocol)
+
+
+class BareTrioKit(_BareAsyncLoops, RawTrioKit):
+    """The trio floor: what bare-client is for blocking clients, on raw-trio's I/O."""
+
+    name = "bare-trio"
+    kinds = frozenset({"put", "reserve-delete", "roundtrip"})
+
+    async def open(self, address: Address) -> Any:
+        return _BareTrio(await super().open(address))
+
+    async def close(self, client: Any) -> None:
+        await super().close(client.stream)
+
+
 Kit = SyncKit | AsyncKit
 
 
@@ -965,8 +1062,13 @@ def scenarios(ops: int, batch: int) -> list[Scenario]:
         RawSequentialKit(),
         RawPipelinedKit(),
     )
-    asyncio_kits: tuple[Kit, ...] = (JackstalkAsyncKit(), AiostalkKit(), RawAsyncioKit())
-    trio_kits: tuple[Kit, ...] = (JackstalkTrioKit(), RawTrioKit())
+    asyncio_kits: tuple[Kit, ...] = (
+        JackstalkAsyncKit(),
+        AiostalkKit(),
+        BareAsyncioKit(),
+        RawAsyncioKit(),
+    )
+    trio_kits: tuple[Kit, ...] = (JackstalkTrioKit(), BareTrioKit(), RawTrioKit())
     out: list[Scenario] = []
 
     def add(
@@ -1471,14 +1573,15 @@ def _pairs(summary: dict[str, Any], client: str, reference: str) -> list[float] 
     return [a / b for a, b in zip(rows[client]["rates"], rows[reference]["rates"], strict=True)]
 
 
-FLOOR = "bare-client"
-"""The reference whose ratio shows, next to a target, what the least possible client reaches."""
+FLOORS = {"blocking": "bare-client", "asyncio": "bare-asyncio", "trio": "bare-trio"}
+"""Per group, the reference whose ratio shows, next to a target, what the least possible
+client reaches."""
 
 
 def check_targets(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each target's paired ratio (the median; its verdict), the range of the ratio over
-    the repetitions, which shows how far machine noise moves it, and the same ratio for
-    bare-client where it ran (``floor``), which shows whether any client could meet it."""
+    the repetitions, which shows how far machine noise moves it, and the same ratio for the
+    group's floor where it ran (``floor``), which shows whether any client could meet it."""
     out: list[dict[str, Any]] = []
     for target in TARGETS:
         for summary in summaries:
@@ -1486,7 +1589,10 @@ def check_targets(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             pairs = _pairs(summary, target.client, target.reference)
             ratio = None if pairs is None else float(statistics.median(pairs))
-            floor = _pairs(summary, FLOOR, target.reference)
+            floor_client = FLOORS.get(target.group)
+            floor = (
+                None if floor_client is None else _pairs(summary, floor_client, target.reference)
+            )
             out.append(
                 {
                     "target": target.text,
@@ -1497,6 +1603,7 @@ def check_targets(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "threshold": target.at_least,
                     "met": None if ratio is None else ratio >= target.at_least,
                     "floor": None if floor is None else float(statistics.median(floor)),
+                    "floor_client": None if floor is None else floor_client,
                 }
             )
     return out
@@ -1545,7 +1652,7 @@ def text_targets(targets: list[dict[str, Any]]) -> str:
         lines.append(
             f"  {verdict:<7}{_fmt_ratio(item['ratio']):>8} {_fmt_range(item):>12}"
             f"  {item['target']}: {item['scenario']}"
-            + ("" if floor is None else f"  ({FLOOR} {_fmt_ratio(floor)})")
+            + ("" if floor is None else f"  ({item['floor_client']} {_fmt_ratio(floor)})")
         )
     return "\n".join(lines)
 
@@ -1740,6 +1847,8 @@ def write_docs(
         "  command from its arguments and returns the job id or body. It checks nothing",
         "  and builds no objects; what jackstalk and the others spend beyond it is their",
         "  own (argument checks, command and reply objects, error handling).",
+        "  *bare-asyncio* and *bare-trio* are the same methods, as coroutines, over",
+        "  raw-asyncio's and raw-trio's I/O: the floors for the async clients.",
         "- The two references that send several commands per write (raw-pipelined,",
         "  raw-worker) re-arm `TCP_QUICKACK` after every read, a guard against Nagle's",
         "  delay on a server socket without TCP_NODELAY (when one write makes the server",
@@ -1787,10 +1896,11 @@ def write_docs(
         "",
         "*ratio* is the paired ratio the verdict is judged on; *range* is the lowest and",
         "highest paired ratio of the single repetitions, how far noise moved it in this run.",
-        f"*{FLOOR}* is the same ratio for the bare-client floor (see the references), where",
-        "it ran: a target above it is out of reach for any client with a method per command.",
+        "*floor* is the same ratio for the floor of the client's kind (bare-client,",
+        "bare-asyncio or bare-trio; see the references), where it ran: a target above it",
+        "is out of reach for any client with a method per command.",
         "",
-        f"| target | scenario | ratio | range | verdict | {FLOOR} |",
+        "| target | scenario | ratio | range | verdict | floor |",
         "|---|---|---|---|---|---|",
     ]
     for item in targets:

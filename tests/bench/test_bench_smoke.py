@@ -38,14 +38,14 @@ def test_quick_benchmark_run_writes_jackstalk_and_raw_rows(tmp_path: Path) -> No
     clients = {row["client"] for scenario in result["scenarios"] for row in scenario["rows"]}
     assert {"jackstalk", "jackstalk-asyncio", "jackstalk-trio"} <= clients
     assert {"raw-sequential", "raw-pipelined", "raw-asyncio", "raw-trio", "raw-worker"} <= clients
-    assert "bare-client" in clients
+    assert {"bare-client", "bare-asyncio", "bare-trio"} <= clients
     for scenario in result["scenarios"]:
         for row in scenario["rows"]:
             assert row["median"] > 0, (scenario["key"], row["client"])
     assert result["memory"], "the memory checks ran"
     assert result["targets"], "the targets were evaluated"
-    floors = [item["floor"] for item in result["targets"] if item["floor"] is not None]
-    assert floors, "bare-client's ratio is shown next to the blocking targets"
+    floors = {item["floor_client"] for item in result["targets"] if item["floor"] is not None}
+    assert floors == {"bare-client", "bare-asyncio", "bare-trio"}, "each kind's floor is shown"
     places = [row["place"] for row in result["placement"]["rows"]]
     assert places == ["none", "before the send", "between send and reply", "after the reply"]
     assert result["placement"]["work_us"] > 0
