@@ -906,11 +906,11 @@ class RawTrioKit(AsyncKit):
 class _BareAsyncio:
     """bare-client's methods over raw-asyncio's protocol: a floor for asyncio clients."""
 
-    __slots__ = ("body", "expect", "protocol", "write")
+    __slots__ = ("body", "expect", "raw", "write")
 
     def __init__(self, protocol: _RawProtocol) -> None:
         assert protocol.transport is not None
-        self.protocol = protocol
+        self.raw = protocol
         self.write, self.expect, self.body = (
             protocol.transport.write,
             protocol.expect,
@@ -934,10 +934,10 @@ class _BareAsyncio:
 class _BareTrio:
     """bare-client's methods over raw-trio's socket: a floor for trio clients."""
 
-    __slots__ = ("body", "expect", "send", "stream")
+    __slots__ = ("body", "expect", "raw", "send")
 
     def __init__(self, stream: _RawTrioStream) -> None:
-        self.stream = stream
+        self.raw = stream
         self.send, self.expect, self.body = stream.send, stream.expect, stream.body
 
     async def put(self, body: bytes, priority: int, delay: int, ttr: int) -> int:
@@ -954,8 +954,18 @@ class _BareTrio:
         await self.expect(b"DELETED")
 
 
-class _BareAsyncLoops:
-    """The timed loops of the async floors (the same calls as jackstalk's async kits)."""
+class _BareAsyncKit(AsyncKit):
+    """An async floor: bare-client's methods (``wrap``) over a raw reference's connection,
+    timed with the same calls as jackstalk's async kits."""
+
+    kinds = frozenset({"put", "reserve-delete", "roundtrip"})
+    wrap: Callable[[Any], Any]
+
+    async def open(self, address: Address) -> Any:
+        return self.wrap(await super().open(address))
+
+    async def close(self, client: Any) -> None:
+        await super().close(client.raw)
 
     async def put(self, client: Any, body: bytes, n: int) -> None:
         put = client.put
@@ -974,30 +984,18 @@ class _BareAsyncLoops:
             await delete((await reserve())[0])
 
 
-class BareAsyncioKit(_BareAsyncLoops, RawAsyncioKit):
+class BareAsyncioKit(_BareAsyncKit, RawAsyncioKit):
     """The asyncio floor: what bare-client is for blocking clients, on raw-asyncio's I/O."""
 
     name = "bare-asyncio"
-    kinds = frozenset({"put", "reserve-delete", "roundtrip"})
-
-    async def open(self, address: Address) -> Any:
-        return _BareAsyncio(await super().open(address))
-
-    async def close(self, client: Any) -> None:
-        await super().close(client.protocol)
+    wrap = _BareAsyncio
 
 
-class BareTrioKit(_BareAsyncLoops, RawTrioKit):
+class BareTrioKit(_BareAsyncKit, RawTrioKit):
     """The trio floor: what bare-client is for blocking clients, on raw-trio's I/O."""
 
     name = "bare-trio"
-    kinds = frozenset({"put", "reserve-delete", "roundtrip"})
-
-    async def open(self, address: Address) -> Any:
-        return _BareTrio(await super().open(address))
-
-    async def close(self, client: Any) -> None:
-        await super().close(client.stream)
+    wrap = _BareTrio
 
 
 Kit = SyncKit | AsyncKit
