@@ -6,11 +6,13 @@ environment; the script skips them, so this checks jackstalk's rows and the raw 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,7 +48,50 @@ def test_quick_benchmark_run_writes_jackstalk_and_raw_rows(tmp_path: Path) -> No
     assert result["targets"], "the targets were evaluated"
     floors = {item["floor_client"] for item in result["targets"] if item["floor"] is not None}
     assert floors == {"bare-client", "bare-asyncio", "bare-trio"}, "each kind's floor is shown"
+    for item in result["targets"]:
+        if item["met"] is False and item["floor"] is not None:
+            assert item["limit"] in ("the floor misses it too", "jackstalk's own cost"), item
+        else:
+            assert item["limit"] == "", item
+    for item in result["memory"]:
+        assert 1.0 <= item["floor_ratio"] <= item["ratio"], item  # the floor holds the bodies
     places = [row["place"] for row in result["placement"]["rows"]]
     assert places == ["none", "before the send", "between send and reply", "after the reply"]
     assert result["placement"]["work_us"] > 0
     assert not (tmp_path / "docs").exists()
+    _check_docs(result, tmp_path / "performance.md")
+
+
+def _check_docs(result: dict[str, Any], path: Path) -> None:
+    """The page nox -s bench writes, rendered from the quick run's results."""
+    spec = importlib.util.spec_from_file_location("bench_clients", SCRIPT)
+    assert spec is not None
+    assert spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_clients"] = bench  # (dataclasses look their module up by name)
+    try:
+        spec.loader.exec_module(bench)
+        bench.write_docs(
+            path,
+            result["meta"],
+            result["scenarios"],
+            result["targets"],
+            result["memory"],
+            result["skipped"],
+            result["placement"],
+        )
+    finally:
+        del sys.modules["bench_clients"]
+    page = path.read_text(encoding="utf-8")
+    for heading in (
+        "### blocking, one at a time ≥ 0.95x raw-sequential",
+        "### asyncio ≥ 0.9x raw-asyncio",
+        "### trio ≥ 0.9x raw-trio",
+        "| target | scenario | ratio | range | verdict | floor | limit |",
+        "| case | bodies | peak | ratio | floor | beyond the body, per job |",
+    ):
+        assert heading in page, heading
+    missed = sum(item["met"] is False for item in result["targets"])
+    if missed:
+        assert "## What limits the targets jackstalk misses" in page
+        assert f"jackstalk misses {missed} of the {len(result['targets'])} targets" in page
