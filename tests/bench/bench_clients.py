@@ -1857,13 +1857,16 @@ def _limits(summaries: list[dict[str, Any]], targets: list[dict[str, Any]]) -> l
         if span is not None:
             costs.append(f"{target.client} {span[0]:.1f} to {span[1]:.1f} µs")
     out_of_reach = sum(item["limit"] == "the floor misses it too" for item in missed)
+    route = sum(item["limit"] == "jackstalk's route" for item in missed)
+    unexplained = len(missed) - out_of_reach - route
     spent = f" ({'; '.join(costs)} in this run)" if costs else ""
     summary = (
         f"In this run jackstalk misses {len(missed)} of the {len(targets)} targets. For"
         f" {out_of_reach} of them the floor misses the target too: no client with a method"
-        " per command would meet it on this machine, however little it checked. The other"
-        f" {len(missed) - out_of_reach} are missed by jackstalk's route, the CPU it spends"
-        f" per operation beyond the floor of its kind{spent}."
+        f" per command would meet it on this machine, however little it checked. {route}"
+        " more are missed by jackstalk's route, the CPU it spends per operation beyond the"
+        f" floor of its kind{spent}."
+        + (f" Missed without a floor to compare with: {unexplained}." if unexplained else "")
     )
     return [
         "",
