@@ -1582,6 +1582,11 @@ TARGETS = (
 )
 
 
+def _judged_by(target: Target, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The scenarios a target is judged on."""
+    return [s for s in summaries if s["group"] == target.group and s["kind"] in target.kinds]
+
+
 def _pairs(summary: dict[str, Any], client: str, reference: str) -> list[float] | None:
     """client/reference op/s in each repetition (also when the reference is not a column)."""
     rows = {row["client"]: row for row in summary["rows"]}
@@ -1601,9 +1606,7 @@ def check_targets(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     group's floor where it ran (``floor``), which shows whether any client could meet it."""
     out: list[dict[str, Any]] = []
     for target in TARGETS:
-        for summary in summaries:
-            if summary["group"] != target.group or summary["kind"] not in target.kinds:
-                continue
+        for summary in _judged_by(target, summaries):
             pairs = _pairs(summary, target.client, target.reference)
             ratio = None if pairs is None else float(statistics.median(pairs))
             floor_client = FLOORS.get(target.group)
@@ -1798,7 +1801,7 @@ def _time_budget(summaries: list[dict[str, Any]]) -> list[str]:
     ]
     shown = False
     for target in _budget_targets():
-        chosen = [s for s in summaries if s["group"] == target.group and s["kind"] in target.kinds]
+        chosen = _judged_by(target, summaries)
         present = {row["client"] for s in chosen for row in s["rows"]}
         clients = [
             c for c in (target.client, *RIVALS[target.group], FLOORS[target.group]) if c in present
@@ -1836,9 +1839,7 @@ def _own_cost(summaries: list[dict[str, Any]], target: Target) -> tuple[float, f
     """The lowest and highest CPU µs/op jackstalk spent beyond its floor in the scenarios
     of a one-at-a-time target."""
     extra = []
-    for summary in summaries:
-        if summary["group"] != target.group or summary["kind"] not in target.kinds:
-            continue
+    for summary in _judged_by(target, summaries):
         rows = {row["client"]: row for row in summary["rows"]}
         mine, floor = rows.get(target.client), rows.get(FLOORS[target.group])
         if mine is not None and floor is not None:
