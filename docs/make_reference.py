@@ -59,7 +59,7 @@ def _public_members(cls: type) -> list[tuple[str, Any]]:
 
 def _member_signature(cls: type, name: str, value: Any) -> str:
     op = getattr(value, "op", None)
-    if op is not None:  # an operation bound by jackstalk._api: show the method's signature
+    if op is not None:  # an operation bound by jackstalk._api.binding: show the method's signature
         params = list(inspect.signature(op).parameters.values())[1:]
         signature = inspect.signature(op).replace(parameters=params)
         result = str(signature.return_annotation)

@@ -13,8 +13,8 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable
 
-from jackstalk._asyncbase import AsyncTransport, CommandLock
-from jackstalk._errors import ConnectionClosedError
+from jackstalk._api.async_transport import AsyncTransport, CommandLock
+from jackstalk._protocol.errors import ConnectionClosedError
 
 __all__ = ["AsyncClient"]
 

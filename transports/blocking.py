@@ -10,14 +10,14 @@ from time import monotonic as _monotonic
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
-from jackstalk._api import SyncCommands
-from jackstalk._client import Address
-from jackstalk._commands import Command
-from jackstalk._connection import Connection
-from jackstalk._errors import ConnectionClosedError, JackstalkError
-from jackstalk._events import NEED_DATA, Closed, Event
-from jackstalk._pipeline import IDLE_CHECK, batch_wait, reply_wait, windows
-from jackstalk._validate import seconds
+from jackstalk._api.base import Address
+from jackstalk._api.binding import SyncCommands
+from jackstalk._api.pipeline import IDLE_CHECK, batch_wait, reply_wait, windows
+from jackstalk._protocol.commands import Command
+from jackstalk._protocol.connection import Connection
+from jackstalk._protocol.errors import ConnectionClosedError, JackstalkError
+from jackstalk._protocol.events import NEED_DATA, Closed, Event
+from jackstalk._protocol.validate import seconds
 
 if TYPE_CHECKING:
     from ssl import SSLContext

@@ -1,6 +1,6 @@
 """The embedded server's asyncio listener: TCP or Unix sockets in front of the engine.
 
-All protocol work happens in the sans-IO :class:`~jackstalk._hub.Hub`; this module only
+All protocol work happens in the sans-IO :class:`~jackstalk._engine.hub.Hub`; this module only
 moves bytes and keeps time. Like beanstalkd it runs no command while a reply is unsent
 (reading stops until the socket takes the reply) or while the connection's reserve waits.
 During a wait it still reads (at most 64 KiB, run later) so that it notices at once a
@@ -19,8 +19,8 @@ import socket
 from collections.abc import Callable
 from types import TracebackType
 
-from jackstalk._engine import ProcessInfo
-from jackstalk._hub import Hub
+from jackstalk._engine.engine import ProcessInfo
+from jackstalk._engine.hub import Hub
 
 __all__ = ["EmbeddedServer", "process_info", "start_server"]
 

@@ -16,9 +16,9 @@ from time import monotonic as _monotonic
 
 import trio
 
-from jackstalk._asyncbase import AsyncTransport, CommandLock
-from jackstalk._errors import ConnectionClosedError
-from jackstalk._pipeline import IDLE_CHECK
+from jackstalk._api.async_transport import AsyncTransport, CommandLock
+from jackstalk._api.pipeline import IDLE_CHECK
+from jackstalk._protocol.errors import ConnectionClosedError
 
 __all__ = ["TrioClient"]
 

@@ -1,15 +1,28 @@
 """jackstalk: a beanstalkd client built on a sans-IO protocol core.
 
-The core (``Connection``, the command and event classes, the errors and the stats parser)
-does no I/O and imports no socket, asyncio, threading or trio module. The clients live in
-``jackstalk.transports`` and are loaded on first use.
+The package is layered; each layer imports only the ones below it (a test walks the imports
+and fails on a cycle):
+
+    jackstalk/__init__.py    the public names; the clients and the worker load on first use
+    jackstalk/_app/          4. on top of the clients: the worker, the command line
+    jackstalk/transports/    3. I/O only: blocking sockets, asyncio, trio, the embedded
+                                server's listener (transports/ at the top of the repository)
+    jackstalk/_api/          2. the client API without I/O: options, jobs, the operations,
+                                and the methods generated from them
+    jackstalk/_engine/       2. the embedded server's engine: tubes and jobs, no I/O
+    jackstalk/_protocol/     1. the protocol core: commands, replies, framing, stats parsing;
+                                no socket, asyncio, threading or trio import
+    jackstalk/testing.py     servers for tests (real beanstalkd, or the embedded one)
+    jackstalk/pytest_plugin.py   the pytest fixtures
+
+Importing ``jackstalk`` loads the core and the client API, never an I/O module.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._client import (
+from jackstalk._api.base import (
     DEFAULT_PORT,
     AsyncJob,
     BaseJob,
@@ -18,7 +31,7 @@ from ._client import (
     Job,
     JobBodyTooLarge,
 )
-from ._commands import (
+from jackstalk._protocol.commands import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     Bury,
@@ -48,8 +61,8 @@ from ._commands import (
     Use,
     Watch,
 )
-from ._connection import MAX_LINE, Connection, ConnectionState
-from ._errors import (
+from jackstalk._protocol.connection import MAX_LINE, Connection, ConnectionState
+from jackstalk._protocol.errors import (
     ArgumentTypeError,
     BadFormatError,
     BuriedError,
@@ -74,7 +87,7 @@ from ._errors import (
     TimedOutError,
     UnknownCommandError,
 )
-from ._events import (
+from jackstalk._protocol.events import (
     NEED_DATA,
     BadFormat,
     Buried,
@@ -103,22 +116,21 @@ from ._events import (
     Using,
     Watching,
 )
-from ._server import Rejected, ServerConnection
-from ._version import __version__
-from ._yaml import format_dict, format_list, parse_list, parse_stats
+from jackstalk._protocol.server_connection import Rejected, ServerConnection
+from jackstalk._protocol.yaml_subset import format_dict, format_list, parse_list, parse_stats
+from jackstalk._version import __version__
 
 if TYPE_CHECKING:
+    from jackstalk._app.worker import Worker
     from jackstalk.transports.asyncio import AsyncClient
     from jackstalk.transports.blocking import Client
     from jackstalk.transports.trio import TrioClient
-
-    from ._worker import Worker
 
 _LAZY = {
     "Client": "jackstalk.transports.blocking",
     "AsyncClient": "jackstalk.transports.asyncio",
     "TrioClient": "jackstalk.transports.trio",
-    "Worker": "jackstalk._worker",
+    "Worker": "jackstalk._app.worker",
 }
 
 
@@ -133,6 +145,11 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    # The public names, the lazily loaded ones included, as tab completion should offer them.
+    return sorted(__all__)
 
 
 __all__ = [

@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ._cli import add_commands, run
-from ._servecli import add_server_commands
+from jackstalk._app.cli import add_commands, run
+from jackstalk._app.serve import add_server_commands
 
 __all__ = ["main"]
 
@@ -16,10 +16,10 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _example(args: argparse.Namespace) -> int:
     """Drive a client and a server connection against each other in memory: no sockets."""
-    from . import _events as e
-    from ._commands import Put, Reserve
-    from ._connection import Connection
-    from ._server import ServerConnection
+    from jackstalk._protocol import events as e
+    from jackstalk._protocol.commands import Put, Reserve
+    from jackstalk._protocol.connection import Connection
+    from jackstalk._protocol.server_connection import ServerConnection
 
     client, server = Connection(), ServerConnection()
     replies = {Put: e.Inserted(1), Reserve: e.Reserved(1, b"hello")}

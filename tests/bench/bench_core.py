@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 import jackstalk
-from jackstalk import _events as e
+from jackstalk._protocol import events as e
 
 STATS_BODY = (
     b"---\ncurrent-jobs-urgent: 0\ncurrent-jobs-ready: 0\ncurrent-jobs-reserved: 1\n"

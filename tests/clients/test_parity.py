@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import jackstalk
-from jackstalk import _ops
+from jackstalk._api import operations as _ops
 
 CLIENTS: list[Callable[[], Any]] = [jackstalk.Client, jackstalk.AsyncClient, jackstalk.TrioClient]
 

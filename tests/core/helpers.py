@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 
-from jackstalk._commands import (
+from jackstalk._protocol.commands import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
     Bury,
@@ -41,8 +41,8 @@ from jackstalk._commands import (
     Use,
     Watch,
 )
-from jackstalk._connection import Connection, ConnectionState
-from jackstalk._events import (
+from jackstalk._protocol.connection import Connection, ConnectionState
+from jackstalk._protocol.events import (
     NEED_DATA,
     BadFormat,
     Buried,
@@ -70,7 +70,7 @@ from jackstalk._events import (
     Using,
     Watching,
 )
-from jackstalk._server import Rejected, ServerConnection
+from jackstalk._protocol.server_connection import Rejected, ServerConnection
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1

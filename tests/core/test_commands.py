@@ -20,9 +20,9 @@ from helpers import (
     case_id,
 )
 
-from jackstalk import _events as events_module
-from jackstalk import _validate as validate
-from jackstalk._commands import (
+from jackstalk._protocol import events as events_module
+from jackstalk._protocol import validate as validate
+from jackstalk._protocol.commands import (
     ALL_COMMANDS,
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
@@ -53,7 +53,7 @@ from jackstalk._commands import (
     Use,
     Watch,
 )
-from jackstalk._errors import (
+from jackstalk._protocol.errors import (
     ArgumentTypeError,
     BadFormatError,
     BuriedError,
@@ -76,7 +76,7 @@ from jackstalk._errors import (
     TimedOutError,
     UnknownCommandError,
 )
-from jackstalk._events import Buried, Event, Inserted, Kicked, NotFound, Reserved, Using
+from jackstalk._protocol.events import Buried, Event, Inserted, Kicked, NotFound, Reserved, Using
 
 # ------------------------------------------------------------------ golden bytes
 
@@ -591,7 +591,7 @@ def test_error_families() -> None:
 def test_put_refuses_a_body_over_the_size_field(monkeypatch: pytest.MonkeyPatch) -> None:
     # A body over 2**32-1 bytes cannot be described by the size field; shrink the limit
     # rather than allocate 4 GiB.
-    from jackstalk import _commands
+    from jackstalk._protocol import commands as _commands
 
     monkeypatch.setattr(_commands, "_U32_MAX", 3)
     monkeypatch.setattr(validate, "U32_MAX", 3)

@@ -23,7 +23,7 @@ from helpers import (
 )
 
 import jackstalk
-from jackstalk._commands import (
+from jackstalk._protocol.commands import (
     ALL_COMMANDS,
     Bury,
     Command,
@@ -44,15 +44,15 @@ from jackstalk._commands import (
     Use,
     Watch,
 )
-from jackstalk._connection import Connection, ConnectionState
-from jackstalk._errors import (
+from jackstalk._protocol.connection import Connection, ConnectionState
+from jackstalk._protocol.errors import (
     ArgumentTypeError,
     ConnectionClosedError,
     InvalidArgument,
     JackstalkError,
     ProtocolError,
 )
-from jackstalk._events import (
+from jackstalk._protocol.events import (
     NEED_DATA,
     BadFormat,
     Buried,

@@ -5,14 +5,14 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jackstalk._commands import Command, Delete, Put, Reserve, ReserveWithTimeout, Touch
-from jackstalk._pipeline import (
+from jackstalk._api.pipeline import (
     WINDOW_BYTES,
     WINDOW_COMMANDS,
     batch_wait,
     reply_wait,
     windows,
 )
+from jackstalk._protocol.commands import Command, Delete, Put, Reserve, ReserveWithTimeout, Touch
 
 
 def test_a_short_batch_is_its_own_window() -> None:

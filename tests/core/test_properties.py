@@ -20,11 +20,11 @@ from helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jackstalk._commands import Command, Put, Quit
-from jackstalk._connection import Connection, ConnectionState
-from jackstalk._errors import ConnectionClosedError, ProtocolError
-from jackstalk._events import NEED_DATA, Closed, Event
-from jackstalk._server import Rejected, ServerConnection
+from jackstalk._protocol.commands import Command, Put, Quit
+from jackstalk._protocol.connection import Connection, ConnectionState
+from jackstalk._protocol.errors import ConnectionClosedError, ProtocolError
+from jackstalk._protocol.events import NEED_DATA, Closed, Event
+from jackstalk._protocol.server_connection import Rejected, ServerConnection
 
 # When a property fails, Hypothesis imports libcst to write its failure patch, and libcst warns
 # on import (mypy_extensions.TypedDict). With pyproject's ``filterwarnings = error`` that turns

@@ -22,7 +22,7 @@ from helpers import (
     server_drain,
 )
 
-from jackstalk._commands import (
+from jackstalk._protocol.commands import (
     Bury,
     Command,
     Delete,
@@ -50,8 +50,8 @@ from jackstalk._commands import (
     Use,
     Watch,
 )
-from jackstalk._errors import ArgumentTypeError, InvalidArgument
-from jackstalk._events import (
+from jackstalk._protocol.errors import ArgumentTypeError, InvalidArgument
+from jackstalk._protocol.events import (
     NEED_DATA,
     BadFormat,
     Closed,
@@ -62,7 +62,7 @@ from jackstalk._events import (
     UnknownCommand,
     Using,
 )
-from jackstalk._server import Rejected, ServerConnection
+from jackstalk._protocol.server_connection import Rejected, ServerConnection
 
 BAD = BadFormat()
 UNKNOWN = Rejected(UnknownCommand(), None)

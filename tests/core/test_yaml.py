@@ -1,4 +1,4 @@
-"""Tests for jackstalk._yaml: beanstalkd's YAML subset, parsed by key and written back.
+"""Tests for the core's YAML subset: beanstalkd's stats and lists, parsed by key and written back.
 
 The captures are the raw 1.12 replies from protocol-notes §5. PyYAML is the oracle on the
 documents it reads correctly (it misreads 1.12's ``os`` and tube names such as ``true``).
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from jackstalk._errors import ProtocolError
-from jackstalk._yaml import format_dict, format_list, parse_list, parse_stats
+from jackstalk._protocol.errors import ProtocolError
+from jackstalk._protocol.yaml_subset import format_dict, format_list, parse_list, parse_stats
 
 # PyYAML is imported by name so the file type-checks with or without types-PyYAML.
 _pyyaml = importlib.import_module("yaml")

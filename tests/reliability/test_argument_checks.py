@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import jackstalk
-from jackstalk import _ops
+from jackstalk._api import operations as _ops
 
 U32 = 2**32 - 1
 U64 = 2**64 - 1

@@ -1,6 +1,6 @@
 """Drive a real beanstalkd and the embedded server with the same bytes, reply by reply.
 
-The embedded side is the sans-IO :class:`~jackstalk._hub.Hub`, run in-process on the real
+The embedded side is the sans-IO :class:`~jackstalk._engine.hub.Hub`, run in-process on the real
 clock. It goes first: what it answers on each connection tells the harness how many replies
 to read from the real server's socket (a reserve that waits answers nothing), so nothing
 here waits on time to synchronise; a read only has a time limit in case the two disagree.
@@ -12,7 +12,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-from jackstalk._hub import Hub
+from jackstalk._engine.hub import Hub
 
 READ_LIMIT = 5.0  # seconds to wait for a reply the embedded server says is owed
 

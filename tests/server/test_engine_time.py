@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from jackstalk import _commands as c
-from jackstalk import _events as e
-from jackstalk._engine import Engine
-from jackstalk._server import Rejected
-from jackstalk._yaml import parse_stats
+from jackstalk._engine.engine import Engine
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol.server_connection import Rejected
+from jackstalk._protocol.yaml_subset import parse_stats
 
 Reply = e.Event | e.Closed | None
 

@@ -99,9 +99,9 @@ def test_procedure_sends_each_settle_with_the_next_reserve_and_logs_odd_replies(
 ) -> None:
     # The procedure alone, driven by hand (it does no I/O): the steps it yields, and a
     # settle reply that no server should send, which is logged and otherwise ignored.
-    from jackstalk import _commands as c
-    from jackstalk import _events as e
-    from jackstalk._worker import Execute, Handle, WorkerJob
+    from jackstalk._app.worker import Execute, Handle, WorkerJob
+    from jackstalk._protocol import commands as c
+    from jackstalk._protocol import events as e
 
     worker = jackstalk.Worker(lambda job: None, poll=2)
     steps = worker._procedure(jackstalk.Client(encoding=None), WorkerJob)

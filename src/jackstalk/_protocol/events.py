@@ -11,8 +11,8 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar, Final, Literal
 
-from ._value import Value
-from ._value import field as _field
+from jackstalk._protocol.value import Value
+from jackstalk._protocol.value import field as _field
 
 __all__ = [
     "NEED_DATA",

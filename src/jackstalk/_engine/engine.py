@@ -28,10 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from . import _commands as c
-from . import _events as e
-from ._server import Rejected
-from ._yaml import format_dict, format_list
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol.server_connection import Rejected
+from jackstalk._protocol.yaml_subset import format_dict, format_list
 
 __all__ = ["DEADLINE_MARGIN", "Engine", "ProcessInfo"]
 

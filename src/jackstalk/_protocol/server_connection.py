@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeAlias
 
-from . import _commands as c
-from . import _events as e
-from . import _validate as v
-from ._errors import InvalidArgument
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol import validate as v
+from jackstalk._protocol.errors import InvalidArgument
 
 __all__ = ["Rejected", "ServerConnection"]
 

@@ -12,12 +12,12 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias, TypeVar
 
-from . import _commands as c
-from . import _events as e
-from . import _validate as v
-from . import _yaml
-from ._client import BatchError, ClientBase, JobRef, _id
-from ._errors import (
+from jackstalk._api.base import BatchError, ClientBase, JobRef, _id
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol import validate as v
+from jackstalk._protocol import yaml_subset as _yaml
+from jackstalk._protocol.errors import (
     ArgumentTypeError,
     BadFormatError,
     BuriedError,

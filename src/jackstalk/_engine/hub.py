@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from . import _commands as c
-from . import _events as e
-from ._engine import Engine, ProcessInfo
-from ._server import Rejected, ServerConnection
+from jackstalk._engine.engine import Engine, ProcessInfo
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol.server_connection import Rejected, ServerConnection
 
 __all__ = ["Hub"]
 

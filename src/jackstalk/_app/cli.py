@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ._client import DEFAULT_HOST, DEFAULT_PORT
-from ._errors import ConnectionClosedError, JackstalkError, NotFoundError
+from jackstalk._api.base import DEFAULT_HOST, DEFAULT_PORT
+from jackstalk._protocol.errors import ConnectionClosedError, JackstalkError, NotFoundError
 
 if TYPE_CHECKING:
     from jackstalk.transports.blocking import Client
@@ -60,7 +60,7 @@ def parse_address(text: str) -> tuple[str, int] | str:
 
 
 def _tube(text: str) -> str:
-    from ._validate import tube_name
+    from jackstalk._protocol.validate import tube_name
 
     try:
         return tube_name(text)

@@ -13,12 +13,12 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import NoReturn, Self
 
-from ._api import AsyncCommands
-from ._commands import Command
-from ._connection import Connection
-from ._errors import ClientBusyError, ConnectionClosedError, JackstalkError
-from ._events import NEED_DATA, Closed, Event
-from ._pipeline import windows
+from jackstalk._api.binding import AsyncCommands
+from jackstalk._api.pipeline import windows
+from jackstalk._protocol.commands import Command
+from jackstalk._protocol.connection import Connection
+from jackstalk._protocol.errors import ClientBusyError, ConnectionClosedError, JackstalkError
+from jackstalk._protocol.events import NEED_DATA, Closed, Event
 
 __all__ = ["AsyncTransport", "CommandLock"]
 

@@ -7,10 +7,10 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from . import _commands as c
-from . import _events as e
-from . import _validate as v
-from ._errors import (
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol import validate as v
+from jackstalk._protocol.errors import (
     ArgumentTypeError,
     CommandError,
     InvalidArgument,
@@ -21,7 +21,7 @@ from ._errors import (
 if TYPE_CHECKING:
     from ssl import SSLContext
 
-    from ._api import AsyncCommands, SyncCommands
+    from jackstalk._api.binding import AsyncCommands, SyncCommands
 
 __all__ = [
     "DEFAULT_PORT",
@@ -263,7 +263,7 @@ class ClientBase:
         """Raise if the server refused a command of :meth:`_restore_commands`."""
         for event in events:
             if not isinstance(event, e.Using | e.Watching):
-                from ._ops import error_for
+                from jackstalk._api.operations import error_for
 
                 raise error_for(event)
 

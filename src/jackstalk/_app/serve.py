@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ._cli import parse_address
+from jackstalk._app.cli import parse_address
 
 if TYPE_CHECKING:
     from jackstalk.transports.blocking import Client
@@ -101,7 +101,7 @@ def _server(address: tuple[str, int] | str | None) -> Iterator[tuple[str, int] |
     if address is not None:
         yield address
         return
-    from .testing import embedded_server
+    from jackstalk.testing import embedded_server
 
     with embedded_server() as server:
         yield server.address

@@ -22,7 +22,7 @@ from itertools import repeat
 from operator import call
 from typing import TypeAlias
 
-from ._errors import InvalidArgument, ProtocolError
+from jackstalk._protocol.errors import InvalidArgument, ProtocolError
 
 __all__ = ["format_dict", "format_list", "parse_list", "parse_stats"]
 

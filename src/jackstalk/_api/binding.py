@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
-from . import _commands as c
-from . import _events as e
-from . import _ops as ops
-from ._client import AsyncJob, ClientBase, Job
-from ._ops import Batch, Call
+from jackstalk._api import operations as ops
+from jackstalk._api.base import AsyncJob, ClientBase, Job
+from jackstalk._api.operations import Batch, Call
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
 
 __all__ = ["AsyncCommands", "SyncCommands"]
 

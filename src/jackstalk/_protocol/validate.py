@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 import re
 
-from ._errors import ArgumentTypeError, InvalidArgument, InvalidTubeName
+from jackstalk._protocol.errors import ArgumentTypeError, InvalidArgument, InvalidTubeName
 
 U32_MAX = 2**32 - 1
 U64_MAX = 2**64 - 1

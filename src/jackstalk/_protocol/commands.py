@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Final
 
-from . import _validate as v
-from ._value import Value
-from ._value import field as _field
+from jackstalk._protocol import validate as v
+from jackstalk._protocol.value import Value
+from jackstalk._protocol.value import field as _field
 
 __all__ = [
     "DEFAULT_PRIORITY",

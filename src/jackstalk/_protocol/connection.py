@@ -15,10 +15,10 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from . import _commands as c
-from . import _events as e
-from . import _validate as v
-from ._errors import ConnectionClosedError, JackstalkError, ProtocolError
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol import validate as v
+from jackstalk._protocol.errors import ConnectionClosedError, JackstalkError, ProtocolError
 
 __all__ = ["MAX_LINE", "Connection", "ConnectionState"]
 

@@ -19,17 +19,16 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import _commands as c
-from . import _events as e
-from . import _validate as v
-from . import _yaml
-from ._client import AsyncJob, BodyDecodeError, ClientBase, Job
-from ._errors import InvalidArgument, NotFoundError
+from jackstalk._api.base import AsyncJob, BodyDecodeError, ClientBase, Job
+from jackstalk._protocol import commands as c
+from jackstalk._protocol import events as e
+from jackstalk._protocol import validate as v
+from jackstalk._protocol import yaml_subset as _yaml
+from jackstalk._protocol.errors import InvalidArgument, NotFoundError
 
 if TYPE_CHECKING:
+    from jackstalk._api.binding import AsyncCommands, SyncCommands
     from jackstalk.transports.blocking import Client
-
-    from ._api import AsyncCommands, SyncCommands
 
 __all__ = ["Worker"]
 

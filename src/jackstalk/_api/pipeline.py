@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import _commands as c
+from jackstalk._protocol import commands as c
 
 __all__ = ["IDLE_CHECK", "WINDOW_BYTES", "WINDOW_COMMANDS", "batch_wait", "reply_wait", "windows"]
 

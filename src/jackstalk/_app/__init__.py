@@ -1,0 +1,1 @@
+"""What runs on top of the clients: the worker and the command line."""
