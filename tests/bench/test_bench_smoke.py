@@ -6,7 +6,6 @@ environment; the script skips them, so this checks jackstalk's rows and the raw 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from report import write_docs  # (pytest puts this folder on sys.path)
 
 from jackstalk.testing import beanstalkd_available
 
@@ -64,24 +64,15 @@ def test_quick_benchmark_run_writes_jackstalk_and_raw_rows(tmp_path: Path) -> No
 
 def _check_docs(result: dict[str, Any], path: Path) -> None:
     """The page nox -s bench writes, rendered from the quick run's results."""
-    spec = importlib.util.spec_from_file_location("bench_clients", SCRIPT)
-    assert spec is not None
-    assert spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules["bench_clients"] = bench  # (dataclasses look their module up by name)
-    try:
-        spec.loader.exec_module(bench)
-        bench.write_docs(
-            path,
-            result["meta"],
-            result["scenarios"],
-            result["targets"],
-            result["memory"],
-            result["skipped"],
-            result["placement"],
-        )
-    finally:
-        del sys.modules["bench_clients"]
+    write_docs(
+        path,
+        result["meta"],
+        result["scenarios"],
+        result["targets"],
+        result["memory"],
+        result["skipped"],
+        result["placement"],
+    )
     page = path.read_text(encoding="utf-8")
     for heading in (
         "### blocking, one at a time ≥ 0.95x raw-sequential",
