@@ -46,6 +46,17 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def generate(session: nox.Session) -> None:
+    """Rewrite the client methods from the operations (src/jackstalk/_api/generate.py).
+
+    Run after changing an operation or a reply conversion; `-- --check` only reports stale
+    modules. The test suite fails while they are stale.
+    """
+    session.install("-e", ".")
+    session.run("python", "-m", "jackstalk._api.generate", *session.posargs)
+
+
+@nox.session
 def soak(session: nox.Session) -> None:
     """The long no-job-lost soak through the fault proxy (never part of `nox`).
 

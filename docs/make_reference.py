@@ -52,21 +52,12 @@ def _public_members(cls: type) -> list[tuple[str, Any]]:
         value = inspect.getattr_static(cls, name)
         if isinstance(value, staticmethod | classmethod):
             value = value.__func__
-        if callable(value) or isinstance(value, property) or hasattr(value, "op"):
+        if callable(value) or isinstance(value, property):
             members.append((name, value))
     return members
 
 
 def _member_signature(cls: type, name: str, value: Any) -> str:
-    op = getattr(value, "op", None)
-    if op is not None:  # an operation bound by jackstalk._api.binding: show the method's signature
-        params = list(inspect.signature(op).parameters.values())[1:]
-        signature = inspect.signature(op).replace(parameters=params)
-        result = str(signature.return_annotation)
-        if result.startswith(("Call[", "Batch[")):
-            result = result[result.index("[") + 1 : -1]
-        prefix = "async " if "Async" in cls.__name__ or "Trio" in cls.__name__ else ""
-        return _unquote(f"{prefix}{name}{signature.replace(return_annotation=result)}")
     if isinstance(value, property):
         return name
     prefix = "async " if inspect.iscoroutinefunction(value) else ""
@@ -87,7 +78,7 @@ def _entry(name: str, obj: Any) -> list[str]:
         for member, value in _public_members(obj):
             if issubclass(obj, BaseException | enum.Enum) or member in ("encode",):
                 continue
-            doc = _doc(getattr(value, "op", value)).split("\n\n")[0].replace("\n", " ")
+            doc = _doc(value).split("\n\n")[0].replace("\n", " ")
             lines.append(f"- `{_member_signature(obj, member, value)}`: {doc}")
         lines.append("")
     elif callable(obj):

@@ -11,8 +11,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from jackstalk._api.base import Address
-from jackstalk._api.binding import SyncCommands
 from jackstalk._api.pipeline import IDLE_CHECK, batch_wait, reply_wait, windows
+from jackstalk._api.sync_methods import SyncCommands
 from jackstalk._protocol.commands import Command
 from jackstalk._protocol.connection import Connection
 from jackstalk._protocol.errors import ConnectionClosedError, JackstalkError

@@ -22,15 +22,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jackstalk._api.base import (
-    DEFAULT_PORT,
-    AsyncJob,
-    BaseJob,
-    BatchError,
-    BodyDecodeError,
-    Job,
-    JobBodyTooLarge,
-)
+from jackstalk._api.base import DEFAULT_PORT
+from jackstalk._api.errors import BatchError, BodyDecodeError, JobBodyTooLarge
+from jackstalk._api.jobs import AsyncJob, BaseJob, Job
 from jackstalk._protocol.commands import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,

@@ -13,7 +13,7 @@ from collections.abc import Awaitable
 from types import TracebackType
 from typing import NoReturn, Self
 
-from jackstalk._api.binding import AsyncCommands
+from jackstalk._api.async_methods import AsyncCommands
 from jackstalk._api.pipeline import windows
 from jackstalk._protocol.commands import Command
 from jackstalk._protocol.connection import Connection

@@ -1,4 +1,4 @@
-"""What every client shares that is not a command: options, jobs and conversions; no I/O."""
+"""What every client shares that is not a command: its options and conversions; no I/O."""
 
 from __future__ import annotations
 
@@ -7,166 +7,24 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from jackstalk._api.errors import BodyDecodeError, JobBodyTooLarge
+from jackstalk._api.jobs import BaseJob
+from jackstalk._api.replies import error_for
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
-from jackstalk._protocol.errors import (
-    ArgumentTypeError,
-    CommandError,
-    InvalidArgument,
-    InvalidEncoding,
-    JackstalkError,
-)
+from jackstalk._protocol.errors import ArgumentTypeError, InvalidArgument, InvalidEncoding
 
 if TYPE_CHECKING:
     from ssl import SSLContext
 
-    from jackstalk._api.binding import AsyncCommands, SyncCommands
-
-__all__ = [
-    "DEFAULT_PORT",
-    "AsyncJob",
-    "BaseJob",
-    "BatchError",
-    "BodyDecodeError",
-    "ClientBase",
-    "Job",
-    "JobBodyTooLarge",
-]
+__all__ = ["DEFAULT_HOST", "DEFAULT_MAX_JOB_SIZE", "DEFAULT_PORT", "Address", "ClientBase"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11300
 DEFAULT_MAX_JOB_SIZE = 65535
 
 Address: TypeAlias = "tuple[str, int] | str | os.PathLike[str]"
-
-
-class BodyDecodeError(JackstalkError, UnicodeError):
-    """A reserved or peeked job's body does not decode with the client's encoding.
-
-    ``job`` is the job with its body left as ``bytes``: it is still reserved (for a
-    reserve), so it can be buried or deleted; nothing is lost.
-    """
-
-    def __init__(self, message: str, job: BaseJob) -> None:
-        super().__init__(message)
-        self.job = job
-
-
-class BatchError(CommandError):
-    """Some commands of a batch failed; ``results`` holds, in order, each result or error."""
-
-    def __init__(self, message: str, results: list[Any]) -> None:
-        super().__init__(message)
-        self.results = results
-
-
-# ---------------------------------------------------------------------------- jobs
-
-
-class BaseJob:
-    """A job as the server handed it out: its ``id`` and its ``body``.
-
-    ``body`` is ``str`` when the client has an encoding and ``bytes`` when ``encoding=None``.
-    """
-
-    __slots__ = ("body", "id")
-
-    def __init__(self, id: int, body: Any) -> None:  # noqa: A002 - the protocol's name
-        self.id = id
-        self.body = body
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(id={self.id}, body={self.body!r})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, BaseJob):
-            return NotImplemented
-        return self.id == other.id and self.body == other.body
-
-    def __hash__(self) -> int:
-        return hash(self.id)
-
-
-class Job(BaseJob):
-    """A job from a blocking :class:`~jackstalk.Client`, with shortcuts acting on it."""
-
-    __slots__ = ("client",)
-
-    def __init__(self, id: int, body: Any, client: SyncCommands) -> None:  # noqa: A002
-        self.id = id  # (not through super(): jobs are built on the hot path)
-        self.body = body
-        self.client = client
-
-    def delete(self) -> None:
-        """Delete this job."""
-        self.client.delete(self.id)
-
-    def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
-        """Release this job back to its tube."""
-        self.client.release(self.id, priority, delay)
-
-    def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
-        """Bury this job."""
-        self.client.bury(self.id, priority)
-
-    def touch(self) -> None:
-        """Restart this job's time-to-run."""
-        self.client.touch(self.id)
-
-    def kick(self) -> None:
-        """Move this buried or delayed job to ready."""
-        self.client.kick_job(self.id)
-
-    def stats(self) -> Any:
-        """This job's statistics."""
-        return self.client.stats_job(self.id)
-
-
-class AsyncJob(BaseJob):
-    """A job from an async client (:class:`~jackstalk.AsyncClient`, ``TrioClient``)."""
-
-    __slots__ = ("client",)
-
-    def __init__(self, id: int, body: Any, client: AsyncCommands) -> None:  # noqa: A002
-        self.id = id  # (not through super(): jobs are built on the hot path)
-        self.body = body
-        self.client = client
-
-    async def delete(self) -> None:
-        """Delete this job."""
-        await self.client.delete(self.id)
-
-    async def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
-        """Release this job back to its tube."""
-        await self.client.release(self.id, priority, delay)
-
-    async def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
-        """Bury this job."""
-        await self.client.bury(self.id, priority)
-
-    async def touch(self) -> None:
-        """Restart this job's time-to-run."""
-        await self.client.touch(self.id)
-
-    async def kick(self) -> None:
-        """Move this buried or delayed job to ready."""
-        await self.client.kick_job(self.id)
-
-    async def stats(self) -> Any:
-        """This job's statistics."""
-        return await self.client.stats_job(self.id)
-
-
-JobRef: TypeAlias = "int | BaseJob"
-"""A job, or its id."""
-
-
-def _id(job: JobRef) -> int:
-    return job.id if isinstance(job, BaseJob) else job
-
-
-# ---------------------------------------------------------------------------- client state
 
 
 class ClientBase:
@@ -263,8 +121,6 @@ class ClientBase:
         """Raise if the server refused a command of :meth:`_restore_commands`."""
         for event in events:
             if not isinstance(event, e.Using | e.Watching):
-                from jackstalk._api.operations import error_for
-
                 raise error_for(event)
 
     # -- conversions
@@ -316,7 +172,3 @@ class ClientBase:
         if option is False:
             return text
         return option(text)
-
-
-class JobBodyTooLarge(InvalidArgument):
-    """A body is larger than the client's ``max_job_size``; nothing was sent."""

@@ -2,8 +2,12 @@
 
 Each takes the client first; the rest of its signature and its docstring become the method's
 on all three clients. An operation checks and converts arguments (raising before the
-transport sees anything), builds the core command, and names the function that turns the
-reply event into the result or an exception. No I/O happens here.
+transport sees anything), builds the core command, and names the conversion (in
+``replies``) that turns the reply event into the result or an exception. No I/O happens here.
+
+The clients do not call these functions: ``generate.py`` writes each one out as a method,
+blocking and async, into ``sync_methods.py`` and ``async_methods.py`` (``nox -s generate``
+after a change; the test suite fails while those are stale).
 """
 
 from __future__ import annotations
@@ -12,134 +16,18 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias, TypeVar
 
-from jackstalk._api.base import BatchError, ClientBase, JobRef, _id
+from jackstalk._api import replies as r
+from jackstalk._api.base import ClientBase
+from jackstalk._api.jobs import BaseJob, JobRef, id_of
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
-from jackstalk._protocol import yaml_subset as _yaml
-from jackstalk._protocol.errors import (
-    ArgumentTypeError,
-    BadFormatError,
-    BuriedError,
-    CommandError,
-    DeadlineSoonError,
-    DrainingError,
-    ExpectedCrlfError,
-    InternalError,
-    InvalidArgument,
-    JackstalkError,
-    JobTooBigError,
-    NotFoundError,
-    NotIgnoredError,
-    OutOfMemoryError,
-    ProtocolError,
-    TimedOutError,
-    UnknownCommandError,
-)
+from jackstalk._protocol.errors import ArgumentTypeError, InvalidArgument
 
 T = TypeVar("T")
 Call: TypeAlias = tuple[c.Command, Callable[[Any, e.Event], T]]
 Batch: TypeAlias = tuple[list[c.Command], Callable[[Any, list[e.Event]], T]]
-
-
-# ---------------------------------------------------------------------------- replies
-
-_ERRORS: dict[type[e.Event], type[CommandError]] = {
-    e.NotFound: NotFoundError,
-    e.TimedOut: TimedOutError,
-    e.DeadlineSoon: DeadlineSoonError,
-    e.JobTooBig: JobTooBigError,
-    e.Draining: DrainingError,
-    e.NotIgnored: NotIgnoredError,
-    e.ExpectedCrlf: ExpectedCrlfError,
-    e.OutOfMemory: OutOfMemoryError,
-    e.Internal: InternalError,
-    e.BadFormat: BadFormatError,
-    e.UnknownCommand: UnknownCommandError,
-}
-
-
-def error_for(event: e.Event) -> JackstalkError:
-    """The exception a failure reply stands for."""
-    if isinstance(event, e.Buried):
-        return BuriedError("the server buried the job", event.id)
-    cls = _ERRORS.get(type(event))
-    if cls is None:
-        return ProtocolError(f"unexpected reply {event!r}")
-    return cls(event.word.decode())
-
-
-def _none(client: Any, event: e.Event) -> None:
-    if event.__class__ in _DONE:
-        return None
-    raise error_for(event)
-
-
-_DONE = frozenset({e.Deleted, e.Released, e.Touched, e.Paused, e.Kicked})
-
-
-def _bury(client: Any, event: e.Event) -> None:
-    if type(event) is e.Buried:
-        return None
-    raise error_for(event)
-
-
-# The two hottest conversions read the events' slots directly (as the parser fills them):
-# one property call fewer per field, on every put and every reserve.
-_Inserted = e.Inserted
-_Reserved = e.Reserved
-
-
-def _inserted(client: Any, event: e.Event) -> int:
-    if type(event) is _Inserted:
-        return event._id
-    raise error_for(event)
-
-
-def _reserved(client: ClientBase, event: e.Event) -> Any:
-    if type(event) is _Reserved:
-        return client._job(event._id, event._body)
-    if type(event) is e.TimedOut:
-        return None
-    raise error_for(event)
-
-
-def _found(client: ClientBase, event: e.Event) -> Any:
-    if type(event) is e.Found:
-        return client._job(event.id, event.body)
-    if type(event) is e.NotFound:
-        return None
-    raise error_for(event)
-
-
-def _using(client: Any, event: e.Event) -> str:
-    if type(event) is e.Using:
-        return event.tube
-    raise error_for(event)
-
-
-def _watching(client: Any, event: e.Event) -> int:
-    if type(event) is e.Watching:
-        return event.count
-    raise error_for(event)
-
-
-def _kicked(client: Any, event: e.Event) -> int:
-    if type(event) is e.Kicked and event.count is not None:
-        return event.count
-    raise error_for(event)
-
-
-def _stats(client: ClientBase, event: e.Event) -> Any:
-    if type(event) is e.Ok:
-        return client._yaml(event.data, _yaml.parse_stats)
-    raise error_for(event)
-
-
-def _list(client: ClientBase, event: e.Event) -> Any:
-    if type(event) is e.Ok:
-        return client._yaml(event.data, _yaml.parse_list)
-    raise error_for(event)
+"""What an operation returns: the command(s) to run, and how the reply becomes the result."""
 
 
 # ---------------------------------------------------------------------------- operations
@@ -176,7 +64,7 @@ def put(
     if type(body) is not bytes or client.codec is not None or len(body) > client.max_job_size:
         # (_encode returns plain bytes within the limit unchanged: skip the call for them)
         body = client._encode(body)
-    return c.Put(body, priority, delay, ttr), _inserted
+    return c.Put(body, priority, delay, ttr), r.inserted
 
 
 def put_many(
@@ -199,36 +87,22 @@ def put_many(
     commands: list[c.Command] = [
         c.Put(client._encode(body), priority, delay, ttr) for body in bodies
     ]
-    return commands, _put_many_results
-
-
-def _put_many_results(client: ClientBase, events: list[e.Event]) -> list[int]:
-    results: list[Any] = []
-    failed = 0
-    for event in events:
-        if type(event) is e.Inserted:
-            results.append(event.id)
-        else:
-            results.append(error_for(event))
-            failed += 1
-    if failed:
-        raise BatchError(f"{failed} of {len(events)} puts failed", results)
-    return results
+    return commands, r.put_many_results
 
 
 def use(client: ClientBase, tube: str) -> Call[str]:
     """Use ``tube`` for later puts and peeks; return its name."""
-    return c.Use(tube), _using
+    return c.Use(tube), r.using
 
 
 def using(client: ClientBase) -> Call[str]:
     """The tube in use, as the server reports it."""
-    return _LIST_TUBE_USED, _using
+    return _LIST_TUBE_USED, r.using
 
 
 def watch(client: ClientBase, tube: str) -> Call[int]:
     """Add ``tube`` to the watch list; return how many tubes are watched."""
-    return c.Watch(tube), _watching
+    return c.Watch(tube), r.watching
 
 
 def ignore(client: ClientBase, tube: str) -> Call[int]:
@@ -236,20 +110,20 @@ def ignore(client: ClientBase, tube: str) -> Call[int]:
 
     Raises :class:`NotIgnoredError` for the last watched tube.
     """
-    return c.Ignore(tube), _watching
+    return c.Ignore(tube), r.watching
 
 
 def watching(client: ClientBase) -> Call[list[str]]:
     """The watched tubes, as the server reports them."""
-    return _LIST_TUBES_WATCHED, _list
+    return _LIST_TUBES_WATCHED, r.tube_list
 
 
 def tubes(client: ClientBase) -> Call[list[str]]:
     """Every tube that exists on the server."""
-    return _LIST_TUBES, _list
+    return _LIST_TUBES, r.tube_list
 
 
-def reserve(client: ClientBase, timeout: float | None = None) -> Call[Any]:
+def reserve(client: ClientBase, timeout: float | None = None) -> Call[BaseJob | None]:
     """Reserve a job from a watched tube: a ``Job``, or ``None`` if ``timeout`` ran out.
 
     ``timeout=None`` waits as long as it takes (no socket timeout applies); ``0`` only takes
@@ -258,28 +132,22 @@ def reserve(client: ClientBase, timeout: float | None = None) -> Call[Any]:
     about to run out of time.
     """
     if timeout is None:
-        return _RESERVE, _reserved
+        return _RESERVE, r.reserved
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise ArgumentTypeError(f"timeout must be a number, not {type(timeout).__name__}")
     if not 0 <= timeout <= v.RESERVE_TIMEOUT_MAX:  # also refuses NaN
         raise InvalidArgument(f"timeout must be between 0 and {v.RESERVE_TIMEOUT_MAX}")
-    return c.ReserveWithTimeout(math.ceil(timeout)), _reserved
+    return c.ReserveWithTimeout(math.ceil(timeout)), r.reserved
 
 
-def reserve_job(client: ClientBase, job: JobRef) -> Call[Any]:
+def reserve_job(client: ClientBase, job: JobRef) -> Call[BaseJob]:
     """Reserve one particular job (ready, delayed or buried) by id; beanstalkd 1.12+."""
-    return c.ReserveJob(_id(job)), _reserved_job
-
-
-def _reserved_job(client: ClientBase, event: e.Event) -> Any:
-    if type(event) is e.Reserved:
-        return client._job(event.id, event.body)
-    raise error_for(event)
+    return c.ReserveJob(id_of(job)), r.reserved_job
 
 
 def delete(client: ClientBase, job: JobRef) -> Call[None]:
     """Delete a job: one this connection reserved, or any ready, delayed or buried one."""
-    return c.Delete(_id(job)), _none
+    return c.Delete(id_of(job)), r.done
 
 
 def release(
@@ -292,68 +160,68 @@ def release(
 
     Raises :class:`BuriedError` if the server had to bury it instead.
     """
-    return c.Release(_id(job), priority, delay), _none
+    return c.Release(id_of(job), priority, delay), r.done
 
 
 def bury(client: ClientBase, job: JobRef, priority: int = c.DEFAULT_PRIORITY) -> Call[None]:
     """Bury a reserved job: it waits in its tube's buried list until kicked."""
-    return c.Bury(_id(job), priority), _bury
+    return c.Bury(id_of(job), priority), r.buried
 
 
 def touch(client: ClientBase, job: JobRef) -> Call[None]:
     """Restart the time-to-run of a job this connection reserved."""
-    return c.Touch(_id(job)), _none
+    return c.Touch(id_of(job)), r.done
 
 
 def kick(client: ClientBase, bound: int = 1) -> Call[int]:
     """Move up to ``bound`` jobs of the used tube to ready (buried ones if there are any,
     else delayed ones); return how many moved."""
-    return c.Kick(bound), _kicked
+    return c.Kick(bound), r.kicked
 
 
 def kick_job(client: ClientBase, job: JobRef) -> Call[None]:
     """Move one buried or delayed job to ready."""
-    return c.KickJob(_id(job)), _none
+    return c.KickJob(id_of(job)), r.done
 
 
-def peek(client: ClientBase, job: JobRef) -> Call[Any]:
+def peek(client: ClientBase, job: JobRef) -> Call[BaseJob | None]:
     """Look at a job by id without reserving it; ``None`` if there is no such job."""
-    return c.Peek(_id(job)), _found
+    return c.Peek(id_of(job)), r.found
 
 
-def peek_ready(client: ClientBase) -> Call[Any]:
+def peek_ready(client: ClientBase) -> Call[BaseJob | None]:
     """The next ready job of the used tube, or ``None``."""
-    return _PEEK_READY, _found
+    return _PEEK_READY, r.found
 
 
-def peek_delayed(client: ClientBase) -> Call[Any]:
+def peek_delayed(client: ClientBase) -> Call[BaseJob | None]:
     """The delayed job of the used tube that becomes ready first, or ``None``."""
-    return _PEEK_DELAYED, _found
+    return _PEEK_DELAYED, r.found
 
 
-def peek_buried(client: ClientBase) -> Call[Any]:
+def peek_buried(client: ClientBase) -> Call[BaseJob | None]:
     """The oldest buried job of the used tube, or ``None``."""
-    return _PEEK_BURIED, _found
+    return _PEEK_BURIED, r.found
 
 
 def stats(client: ClientBase) -> Call[Any]:
     """Server statistics, typed by field (see ``parse_yaml``)."""
-    return _STATS, _stats
+    return _STATS, r.stats
 
 
 def stats_tube(client: ClientBase, tube: str) -> Call[Any]:
     """Statistics of one tube; raises :class:`NotFoundError` if it does not exist."""
-    return c.StatsTube(tube), _stats
+    return c.StatsTube(tube), r.stats
 
 
 def stats_job(client: ClientBase, job: JobRef) -> Call[Any]:
     """Statistics of one job; raises :class:`NotFoundError` if it does not exist."""
-    return c.StatsJob(_id(job)), _stats
+    return c.StatsJob(id_of(job)), r.stats
 
 
 def pause_tube(client: ClientBase, tube: str, delay: int) -> Call[None]:
     """Hold back reserves from ``tube`` for ``delay`` seconds."""
-    return c.PauseTube(tube, delay), _none
+    return c.PauseTube(tube, delay), r.done
 
 
 OPERATIONS: tuple[Callable[..., Any], ...] = (

@@ -110,10 +110,10 @@ def _server(address: tuple[str, int] | str | None) -> Iterator[tuple[str, int] |
 def _demo(
     address: tuple[str, int] | str, say: Callable[[str, str], None], suffix: str = ""
 ) -> None:
-    import jackstalk
+    from jackstalk.transports.blocking import Client
 
     def client(**options: Any) -> Client:
-        return jackstalk.Client(address, timeout=10.0, **options)
+        return Client(address, timeout=10.0, **options)
 
     emails, thumbnails = "emails" + suffix, "thumbnails" + suffix
     with (

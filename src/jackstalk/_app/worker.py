@@ -19,7 +19,9 @@ from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jackstalk._api.base import AsyncJob, BodyDecodeError, ClientBase, Job
+from jackstalk._api.base import ClientBase
+from jackstalk._api.errors import BodyDecodeError
+from jackstalk._api.jobs import AsyncJob, Job
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
@@ -27,7 +29,8 @@ from jackstalk._protocol import yaml_subset as _yaml
 from jackstalk._protocol.errors import InvalidArgument, NotFoundError
 
 if TYPE_CHECKING:
-    from jackstalk._api.binding import AsyncCommands, SyncCommands
+    from jackstalk._api.async_methods import AsyncCommands
+    from jackstalk._api.sync_methods import SyncCommands
     from jackstalk.transports.blocking import Client
 
 __all__ = ["Worker"]
