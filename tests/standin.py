@@ -1,23 +1,36 @@
-"""Scripted stand-ins for beanstalkd, for the tests where a real server cannot misbehave on
-cue: a connection dropped mid-reply, a reply that never comes, replies nobody asked for.
+"""The scripted stand-in for beanstalkd, for the tests where a real server cannot misbehave on
+cue: a connection dropped mid-reply, a reply that never comes, replies nobody asked for,
+bytes that never end. The client suite and the reliability suite both use it.
 
 A :class:`StandIn` listens on 127.0.0.1 and plays one script per accepted connection, in
-order, on a thread; every socket wait is bounded by :data:`LIMIT` (a failing test's bound,
-never a synchronisation delay).
+order, on a thread. A script is a function of a :class:`Peer` (the stand-in's end of the
+connection): it reads what the client sent, checks it with ``assert``, answers, and returns
+what the test wants to look at afterwards, which lands in :attr:`StandIn.results`.
+:func:`replies` writes the common script (answer each command with a canned reply). Every
+socket wait is bounded by :data:`LIMIT` (a failing test's bound, never a synchronisation
+delay); a test waits on the stand-in with :meth:`StandIn.join` in plain code, or with
+:meth:`StandIn.finished` and :func:`wait_event` in ``async`` code, which keep the event loop
+running.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import TypeVar
+
+import trio
 
 LIMIT = 20.0
 """Seconds any single wait of a stand-in may last."""
 
 FLOOD_CHUNKS = 16384
 """Most chunks :meth:`Peer.flood` sends (with 16 KiB chunks, 256 MiB)."""
+
+T = TypeVar("T")
 
 
 class Peer:
@@ -67,6 +80,7 @@ class Peer:
         return body[:-2]
 
     def send(self, data: bytes) -> None:
+        """Send ``data`` as it is: whole replies, part of one, or several in one write."""
         self.sock.sendall(data)
 
     def wait_closed(self) -> bytes:
@@ -104,20 +118,52 @@ Script = Callable[[Peer], object]
 """Plays one connection; what it returns is kept in :attr:`StandIn.results`."""
 
 
+def replies(*answers: bytes) -> Script:
+    """A script that reads one command per answer and sends that answer (each a whole
+    reply, ``\\r\\n`` included), then waits for the client to close. Its result is the
+    command lines it read, in order."""
+
+    def script(peer: Peer) -> list[bytes]:
+        lines: list[bytes] = []
+        for answer in answers:
+            lines.append(peer.command())
+            peer.send(answer)
+        peer.wait_closed()
+        return lines
+
+    return script
+
+
 def answers_using(peer: Peer) -> None:
     """A connection script: answer one ``list-tube-used`` with ``USING default``, then wait
     for the client to close (a later connection that shows the client reconnected)."""
-    assert peer.line() == b"list-tube-used"
-    peer.send(b"USING default\r\n")
-    peer.wait_closed()
+    assert replies(b"USING default\r\n")(peer) == [b"list-tube-used"]
+
+
+async def _off_the_loop(kind: str, wait: Callable[[], T]) -> T:
+    """Run the blocking ``wait`` on a worker thread, so that the event loop of ``kind``'s
+    test (trio for trio clients, asyncio for the others) goes on running meanwhile: the
+    client may need it to close the socket the stand-in waits on."""
+    result: T
+    if kind == "trio":
+        result = await trio.to_thread.run_sync(wait)
+    else:
+        result = await asyncio.to_thread(wait)
+    return result
+
+
+async def wait_event(kind: str, event: threading.Event) -> None:
+    """In an ``async`` test, wait until a stand-in's script sets ``event``."""
+    assert await _off_the_loop(kind, lambda: event.wait(LIMIT)), "the stand-in never got there"
 
 
 class StandIn:
     """A scripted stand-in for beanstalkd on 127.0.0.1, on a thread.
 
     It accepts one connection per script, in order, and runs the script on it. An error in a
-    script is raised again when the ``with`` block ends (or by :meth:`join`). ``listener``
-    stays usable afterwards: ``run_beanstalkd(listener=...)`` can take over the same port.
+    script is raised again when the ``with`` block ends (or by :meth:`join`), or noted on the
+    block's own error. ``listener`` stays usable afterwards: ``run_beanstalkd(listener=...)``
+    can take over the same port.
     """
 
     def __init__(self, *scripts: Script) -> None:
@@ -150,6 +196,10 @@ class StandIn:
         if self.errors:
             raise self.errors[0]
 
+    async def finished(self, kind: str) -> None:
+        """:meth:`join` from an ``async`` test, without blocking its event loop."""
+        await _off_the_loop(kind, self.join)
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -159,5 +209,7 @@ class StandIn:
         try:
             if exc is None:
                 self.join()
+            elif self.errors:
+                exc.add_note(f"the stand-in's script failed too: {self.errors[0]!r}")
         finally:
             self.listener.close()

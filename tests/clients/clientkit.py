@@ -1,6 +1,6 @@
 """Helpers for the client suite: the few concurrency tools (run tasks side by side, cancel a
-task, wait for a thread) written once for asyncio and trio. The stand-in servers are in
-``standin``.
+task, wait on the server's stats) written once for asyncio and trio. The stand-in server, and
+the waits on its thread, are in ``standin``.
 
 Nothing here sleeps to synchronise: every wait is on an event, a server reply, or a socket.
 """
@@ -8,7 +8,6 @@ Nothing here sleeps to synchronise: every wait is on an event, a server reply, o
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,18 +15,8 @@ import pytest
 import trio
 import trio.testing
 from conftest import ClientView
-from standin import LIMIT
 
 # --------------------------------------------------------------------- concurrency, per kind
-
-
-async def wait_event(kind: str, event: threading.Event) -> None:
-    """Wait (without blocking the event loop) until a stand-in's thread sets ``event``."""
-    if kind == "trio":
-        done = await trio.to_thread.run_sync(event.wait, LIMIT)
-    else:
-        done = await asyncio.to_thread(event.wait, LIMIT)
-    assert done, "the stand-in server never got there"
 
 
 async def settle(kind: str) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from clientkit import cancel_when, gather, settle, until_stat, wait_event
+from clientkit import cancel_when, gather, settle, until_stat
 from conftest import ClientFactory, ClientView
-from standin import LIMIT, Peer, StandIn, answers_using
+from standin import LIMIT, Peer, StandIn, answers_using, wait_event
 
 import jackstalk
 
@@ -93,12 +93,12 @@ async def test_cancel_while_a_put_waits_for_its_reply(
     clients: ClientFactory, transport: str
 ) -> None:
     put_read = threading.Event()
-    received: list[bytes] = []
 
-    def never_answers(peer: Peer) -> None:
-        received.append(peer.put())
+    def never_answers(peer: Peer) -> bytes:
+        body = peer.put()
         put_read.set()
         peer.wait_closed()
+        return body
 
     with StandIn(never_answers, answers_using) as standin:
         client = clients(standin.address)
@@ -110,10 +110,10 @@ async def test_cancel_while_a_put_waits_for_its_reply(
             await wait_event(transport, put_read)
 
         await cancel_when(transport, put, put_arrived)
-        assert received == [b"unanswered"]
         # Not re-sent: the next connection sees only the next command.
         assert await client.using() == "default"
         await client.close()
+    assert standin.results == [b"unanswered", None]
 
 
 async def test_shared_client_serialises_commands(client: ClientView, transport: str) -> None:

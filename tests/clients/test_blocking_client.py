@@ -5,37 +5,36 @@ Plain ``def`` tests; every client gets an explicit ``timeout`` so no test can ha
 
 from __future__ import annotations
 
-import socket
+import threading
 
 import pytest
-from standin import LIMIT, Peer
+from standin import LIMIT, Peer, StandIn
 
 import jackstalk
 from jackstalk.testing import BeanstalkdServer
 
 
 def test_reply_that_never_comes_times_out_and_closes() -> None:
-    # A stand-in that accepts (through the kernel's backlog) and never answers.
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        listener.settimeout(LIMIT)
-        host, port = listener.getsockname()[:2]
-        client = jackstalk.Client((host, port), timeout=0.2, connect_timeout=LIMIT)
+    first_closed = threading.Event()
+
+    def stats_unanswered(peer: Peer) -> None:
+        assert peer.line() == b"stats"
+        assert peer.wait_closed() == b""  # the client closed that connection
+        first_closed.set()
+
+    def put_unanswered(peer: Peer) -> None:
+        assert peer.put() == b"x"
+        assert peer.wait_closed() == b""
+
+    with StandIn(stats_unanswered, put_unanswered) as standin:
+        client = jackstalk.Client(standin.address, timeout=0.2, connect_timeout=LIMIT)
         with pytest.raises(TimeoutError) as caught:
             client.stats()
         assert not isinstance(caught.value, jackstalk.JackstalkError)
-        first, _ = listener.accept()
-        with first:
-            peer = Peer(first)
-            assert peer.line() == b"stats"
-            assert peer.wait_closed() == b""  # the client closed that connection
+        assert first_closed.wait(LIMIT), "the first connection was not closed"
         # The next call opens a new connection (and times out again: nobody answers).
         with pytest.raises(TimeoutError):
             client.put("x")
-        second, _ = listener.accept()
-        with second:
-            peer = Peer(second)
-            assert peer.put() == b"x"
-            assert peer.wait_closed() == b""
         client.close()
 
 

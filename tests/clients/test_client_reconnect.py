@@ -10,9 +10,8 @@ import struct
 import threading
 
 import pytest
-from clientkit import wait_event
 from conftest import ClientFactory, ClientView
-from standin import LIMIT, Peer, StandIn, answers_using
+from standin import LIMIT, Peer, StandIn, answers_using, replies, wait_event
 
 import jackstalk
 from jackstalk.testing import run_beanstalkd
@@ -177,17 +176,15 @@ async def test_a_reply_to_nothing_that_arrives_while_idle_is_refused(
 
 
 async def test_put_in_flight_is_not_resent(clients: ClientFactory) -> None:
-    seen: list[bytes] = []
-
-    def takes_the_put_and_hangs_up(peer: Peer) -> None:
-        seen.append(peer.put())  # the whole put arrives; the connection drops unanswered
+    def takes_the_put_and_hangs_up(peer: Peer) -> bytes:
+        return peer.put()  # the whole put arrives; the connection drops unanswered
 
     with StandIn(takes_the_put_and_hangs_up) as standin:
         client = clients(standin.address)
         with pytest.raises(jackstalk.ConnectionClosedError):
             await client.put("maybe stored")
-        standin.join()
-        assert seen == [b"maybe stored"]
+        await standin.finished(clients.kind)
+        assert standin.results == [b"maybe stored"]
         # A real server takes over the port: the next call reconnects and works, and the
         # put is not among what it was sent.
         with run_beanstalkd(listener=standin.listener):
@@ -209,56 +206,39 @@ async def test_batch_cut_short_is_not_resent(clients: ClientFactory) -> None:
         client = clients(standin.address)
         with pytest.raises(jackstalk.ConnectionClosedError):
             await client.put_many([b"one", b"two", b"three"])
-        standin.join()
+        await standin.finished(clients.kind)
         with run_beanstalkd(listener=standin.listener):
             assert (await client.stats())["cmd-put"] == 0
             await client.close()
 
 
 async def test_restore_happens_before_the_first_command(clients: ClientFactory) -> None:
-    lines: list[bytes] = []
-
-    def records(peer: Peer) -> None:
-        for reply in (b"USING jobs", b"WATCHING 2", b"WATCHING 1", b"USING jobs"):
-            lines.append(peer.line())
-            peer.send(reply + b"\r\n")
-        peer.wait_closed()
-
+    records = replies(b"USING jobs\r\n", b"WATCHING 2\r\n", b"WATCHING 1\r\n", b"USING jobs\r\n")
     with StandIn(records) as standin:
         client = clients(standin.address, use="jobs", watch="work")
         assert await client.using() == "jobs"
         await client.close()
-    assert lines == [b"use jobs", b"watch work", b"ignore default", b"list-tube-used"]
+    assert standin.results == [[b"use jobs", b"watch work", b"ignore default", b"list-tube-used"]]
 
 
 async def test_fractional_reserve_timeout_rounds_up(clients: ClientFactory) -> None:
-    lines: list[bytes] = []
-
-    def times_out(peer: Peer) -> None:
-        for _ in range(3):
-            lines.append(peer.line())
-            peer.send(b"TIMED_OUT\r\n")
-        peer.wait_closed()
-
-    with StandIn(times_out) as standin:
+    with StandIn(replies(b"TIMED_OUT\r\n", b"TIMED_OUT\r\n", b"TIMED_OUT\r\n")) as standin:
         client = clients(standin.address)
         assert await client.reserve(timeout=0.001) is None
         assert await client.reserve(timeout=1.5) is None
         assert await client.reserve(timeout=0) is None
         await client.close()
-    assert lines == [
-        b"reserve-with-timeout 1",
-        b"reserve-with-timeout 2",
-        b"reserve-with-timeout 0",
+    assert standin.results == [
+        [
+            b"reserve-with-timeout 1",
+            b"reserve-with-timeout 2",
+            b"reserve-with-timeout 0",
+        ]
     ]
 
 
 async def test_protocol_error_drops_the_connection(clients: ClientFactory) -> None:
-    def answers_nonsense(peer: Peer) -> None:
-        peer.line()
-        peer.send(b"INSERTED 1\r\n")  # not a reply to list-tube-used
-        peer.wait_closed()
-
+    answers_nonsense = replies(b"INSERTED 1\r\n")  # not a reply to list-tube-used
     with StandIn(answers_nonsense, answers_using) as standin:
         client = clients(standin.address)
         with pytest.raises(jackstalk.ProtocolError):

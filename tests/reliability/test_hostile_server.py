@@ -9,14 +9,12 @@ connection, and its next call works on a real beanstalkd that takes over the por
 
 from __future__ import annotations
 
-import asyncio
 import random
 import tracemalloc
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import trio
 from faultkit import Driver
 from standin import Peer, StandIn
 
@@ -121,14 +119,9 @@ async def test_hostile_server(transport: str, name: str) -> None:
             finally:
                 tracemalloc.stop()
             assert peak < MEMORY_LIMIT, f"peak {peak} bytes"
-            # Wait for the stand-in without blocking the event loop: asyncio closes an
-            # aborted transport's socket on the loop's next turn.
-            if transport == "asyncio":
-                await asyncio.to_thread(standin.join)
-            elif transport == "trio":
-                await trio.to_thread.run_sync(standin.join)
-            else:
-                standin.join()
+            # The event loop keeps running while the test waits: asyncio closes an aborted
+            # transport's socket on the loop's next turn.
+            await standin.finished(transport)
             assert standin.results == [True], "the client kept the connection open"
             # The connection is gone for good; the next call opens a new one, here to a
             # real beanstalkd on the same port.
@@ -153,7 +146,7 @@ async def test_an_extra_reply_is_never_taken_for_the_next_one(transport: str) ->
             assert await driver.put("once") == 1
             with pytest.raises(jackstalk.ProtocolError, match="unsolicited"):
                 await driver.put("twice")
-            standin.join()
+            await standin.finished(transport)
             assert standin.results == [True]
         finally:
             await driver.aclose()
@@ -172,7 +165,7 @@ async def test_an_extra_reply_after_a_batch(transport: str) -> None:
             assert await driver.put_many(["a", "b", "c"]) == [1, 2, 3]
             with pytest.raises(jackstalk.ProtocolError, match="unsolicited"):
                 await driver.delete(9)  # DELETED was not this delete's reply
-            standin.join()
+            await standin.finished(transport)
             assert standin.results == [True]
         finally:
             await driver.aclose()
