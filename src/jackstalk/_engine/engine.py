@@ -106,6 +106,62 @@ class _Heap(Generic[T]):
         return heapq.heappop(self._items)[2]  # type: ignore[return-value]
 
 
+_Key = tuple[float, int]
+"""A job's ``(priority, id)`` while ready, ``(deadline, id)`` while delayed or reserved."""
+
+
+class _JobHeap:
+    """Jobs in ``(key, id)`` order, as beanstalkd's ready and delayed heaps hold them.
+
+    The entries are the jobs' own keys (``job.key``): bare tuples of numbers, which the
+    garbage collector stops tracking, the job being found by its id. An entry that is no
+    longer its job's key is stale and dropped when it comes to the top, so a job leaves the
+    heap in O(1). A delayed job's key sits in its tube's heap and in the engine's heap of
+    every delayed job.
+    """
+
+    __slots__ = ("_items", "_jobs", "size")
+
+    def __init__(self, jobs: dict[int, _Job]) -> None:
+        self._items: list[_Key] = []
+        self._jobs = jobs  # the engine's jobs by id
+        self.size = 0
+
+    def add(self, key: _Key) -> None:
+        """Add a job's key (the job's ``key`` already)."""
+        heapq.heappush(self._items, key)
+        self.size += 1
+
+    def discard(self, key: _Key) -> None:
+        """Forget the key of a job that has just left (and has another ``key`` now)."""
+        self.size -= 1
+        items = self._items
+        if items[0] is key:
+            heapq.heappop(items)
+        elif len(items) > 2 * self.size + 64:
+            jobs = self._jobs
+            live = [x for x in items if (job := jobs.get(x[1])) is not None and job.key is x]
+            heapq.heapify(live)
+            self._items = live
+
+    def peek(self) -> _Job | None:
+        """The first job, or None."""
+        items = self._items
+        jobs = self._jobs
+        while items:
+            key = items[0]
+            job = jobs.get(key[1])
+            if job is not None and job.key is key:
+                return job
+            heapq.heappop(items)
+        return None
+
+    def peek_key(self) -> _Key | None:
+        """The first job's key, or None."""
+        job = self.peek()
+        return None if job is None else job.key
+
+
 def _left(seconds: float) -> int:
     """Whole seconds left, as beanstalkd prints them: a command runs at least a moment after
     the one before, so even a deadline exactly ``n`` seconds away has ``n - 1`` left."""
@@ -159,12 +215,12 @@ class _Tube:
         "watching",
     )
 
-    def __init__(self, name: str, index: int) -> None:
+    def __init__(self, name: str, index: int, jobs: dict[int, _Job]) -> None:
         self.name = name
         self.index = index  # position in the engine's tube list
         self.refs = 0  # jobs, users and watchers: the tube is freed when none is left
-        self.ready: _Heap[_Job] = _Heap()
-        self.delayed: _Heap[_Job] = _Heap()
+        self.ready = _JobHeap(jobs)
+        self.delayed = _JobHeap(jobs)
         self.buried: dict[int, _Job] = {}  # insertion order: oldest buried first
         self.waiting = _Waiters()
         self.urgent = 0
@@ -178,23 +234,29 @@ class _Tube:
         self.unpause_at = 0.0
 
 
+_NO_COUNTS = (0, 0, 0, 0, 0)
+_RESERVES, _TIMEOUTS, _RELEASES, _BURIES, _KICKS = range(5)
+
+
 class _Job:
+    """One job. Kept small: a server may hold millions (beanstalkd's own job is ~200 bytes).
+
+    ``key`` is ``(priority, id)`` while it is ready and ``(deadline, id)`` while delayed
+    (the time it becomes ready) or reserved (the end of its time to run); the heaps hold
+    these very tuples. ``counts`` has its reserves, timeouts, releases, buries and kicks in
+    one tuple (shared while all are 0). The connection holding a reserved job is the one
+    whose ``jobs`` has it.
+    """
+
     __slots__ = (
         "body",
-        "buries",
+        "counts",
         "created",
-        "deadline",
         "delay",
-        "entry",
-        "global_entry",
         "id",
-        "kicks",
+        "key",
         "priority",
-        "releases",
-        "reserver",
-        "reserves",
         "state",
-        "timeouts",
         "ttr",
         "tube",
     )
@@ -205,20 +267,25 @@ class _Job:
         self.id = job_id
         self.priority = priority
         self.delay = delay
-        self.ttr = max(ttr, 1)
+        self.ttr = ttr if ttr > 0 else 1
         self.body = body
         self.tube = tube
         self.created = now
         self.state = _INVALID
-        self.deadline = 0.0  # ready time when delayed, time-to-run end when reserved
-        self.entry: list[object] | None = None  # in the tube's ready or delayed heap
-        self.global_entry: list[object] | None = None  # in the engine's delayed heap
-        self.reserver: _Conn | None = None
-        self.reserves = 0
-        self.timeouts = 0
-        self.releases = 0
-        self.buries = 0
-        self.kicks = 0
+        self.key: _Key | None = None
+        self.counts = _NO_COUNTS
+
+    @property
+    def deadline(self) -> float:
+        """When a delayed job becomes ready, or a reserved job's time to run ends."""
+        key = self.key
+        assert key is not None
+        return key[0]
+
+    def bump(self, which: int) -> None:
+        """Add one to a counter (``_RESERVES`` ... ``_KICKS``)."""
+        counts = self.counts
+        self.counts = counts[:which] + (counts[which] + 1,) + counts[which + 1 :]
 
 
 class _Conn:
@@ -324,7 +391,7 @@ class Engine:
         self._conns: dict[int, _Conn] = {}
         self._conn_ids = itertools.count(1)
         self._next_job_id = 1
-        self._delayed: _Heap[_Job] = _Heap()  # every delayed job, by (deadline, id)
+        self._delayed = _JobHeap(self._jobs)  # every delayed job, by (deadline, id)
         self._paused: set[_Tube] = set()
         self._ticks: _Heap[_Conn] = _Heap()  # connections by when they next act
         self._hungry: set[_Tube] = set()  # tubes with waiting connections
@@ -529,20 +596,15 @@ class Engine:
 
     def _tick_once(self, now: float) -> None:
         # Jobs whose delay is over, soonest first (equal deadlines: tube list order, id).
-        due: list[_Job] = []
+        due: list[tuple[float, int, int, _Job]] = []
         while True:
-            key = self._delayed.peek_key()
-            if key is None or key[0] > now:
+            job = self._delayed.peek()
+            if job is None or job.deadline > now:
                 break
-            job = self._delayed.pop()
-            assert job is not None
-            job.global_entry = None
-            due.append(job)
-        due.sort(key=lambda j: (j.deadline, j.tube.index, j.id))
-        for job in due:
-            assert job.entry is not None
-            job.tube.delayed.remove(job.entry)
-            job.entry = None
+            due.append((job.deadline, job.tube.index, job.id, job))
+            self._take_delayed(job)
+        due.sort()  # ids are unique: the jobs themselves are never compared
+        for *_, job in due:
             self._enqueue(job, 0)
         # Pauses that are over, in tube list order.
         ended = sorted((t for t in self._paused if t.unpause_at <= now), key=lambda t: t.index)
@@ -571,7 +633,7 @@ class Engine:
             if job is None or job.deadline > now:
                 break
             self._timeouts += 1
-            job.timeouts += 1
+            job.bump(_TIMEOUTS)
             self._unreserve(conn, job)
             self._enqueue(job, 0)
         if soon:
@@ -597,7 +659,7 @@ class Engine:
     def _tube(self, name: str) -> _Tube:
         tube = self._tubes.get(name)
         if tube is None:
-            tube = _Tube(name, len(self._tube_list))
+            tube = _Tube(name, len(self._tube_list), self._jobs)
             self._tubes[name] = tube
             self._tube_list.append(tube)
         return tube
@@ -634,15 +696,15 @@ class Engine:
     def _enqueue(self, job: _Job, delay: int) -> None:
         """Put a job in its tube's ready or delayed heap, then serve waiting reserves."""
         tube = job.tube
-        job.reserver = None
         if delay:
-            job.deadline = self._now + delay
             job.state = _DELAYED
-            job.entry = tube.delayed.push((job.deadline, job.id), job)
-            job.global_entry = self._delayed.push((job.deadline, job.id), job)
+            job.key = key = (self._now + delay, job.id)
+            tube.delayed.add(key)
+            self._delayed.add(key)
         else:
             job.state = _READY
-            job.entry = tube.ready.push((job.priority, job.id), job)
+            job.key = key = (job.priority, job.id)
+            tube.ready.add(key)
             self._ready += 1
             if job.priority < URGENT:
                 self._urgent += 1
@@ -651,19 +713,21 @@ class Engine:
 
     def _take_ready(self, job: _Job) -> None:
         tube = job.tube
-        assert job.entry is not None
-        tube.ready.remove(job.entry)
-        job.entry = None
+        key = job.key
+        assert key is not None
+        job.key = None
+        tube.ready.discard(key)
         self._ready -= 1
         if job.priority < URGENT:
             self._urgent -= 1
             tube.urgent -= 1
 
     def _take_delayed(self, job: _Job) -> None:
-        assert job.entry is not None and job.global_entry is not None
-        job.tube.delayed.remove(job.entry)
-        self._delayed.remove(job.global_entry)
-        job.entry = job.global_entry = None
+        key = job.key
+        assert key is not None
+        job.key = None
+        job.tube.delayed.discard(key)
+        self._delayed.discard(key)
 
     def _take_buried(self, job: _Job) -> None:
         del job.tube.buried[job.id]
@@ -673,16 +737,15 @@ class Engine:
         job.tube.buried[job.id] = job
         self._buried += 1
         job.state = _BURIED
-        job.reserver = None
-        job.buries += 1
+        job.key = None
+        job.bump(_BURIES)
 
     def _reserve(self, conn: _Conn, job: _Job) -> e.Event:
         job.tube.reserved += 1
         self._reserved += 1
-        job.reserves += 1
-        job.deadline = self._now + job.ttr
+        job.bump(_RESERVES)
+        job.key = (self._now + job.ttr, job.id)
         job.state = _RESERVED
-        job.reserver = conn
         conn.jobs[job.id] = job
         conn.wait_until = None
         self._schedule(conn)
@@ -692,7 +755,6 @@ class Engine:
         del conn.jobs[job.id]
         job.tube.reserved -= 1
         self._reserved -= 1
-        job.reserver = None
         self._schedule(conn)
 
     def _free(self, job: _Job) -> None:
@@ -843,7 +905,7 @@ class Engine:
         if job is None:
             return e.NotFound()
         if job.state == _RESERVED:
-            if job.reserver is not conn:
+            if conn.jobs.get(job.id) is not job:
                 return e.NotFound()
             self._unreserve(conn, job)
         elif job.state == _READY:
@@ -866,7 +928,7 @@ class Engine:
         self._unreserve(conn, job)
         job.priority = cmd.priority
         job.delay = cmd.delay
-        job.releases += 1
+        job.bump(_RELEASES)
         self._enqueue(job, cmd.delay)
         return e.Released()
 
@@ -885,7 +947,7 @@ class Engine:
         job = self._held_by(conn, cmd.id)
         if job is None:
             return e.NotFound()
-        job.deadline = self._now + job.ttr
+        job.key = (self._now + job.ttr, job.id)
         self._schedule(conn)
         return e.Touched()
 
@@ -894,7 +956,7 @@ class Engine:
             self._take_buried(job)
         else:
             self._take_delayed(job)
-        job.kicks += 1
+        job.bump(_KICKS)
         self._enqueue(job, 0)
 
     def _kick(self, conn: _Conn, cmd: c.Kick) -> e.Event:
@@ -1041,6 +1103,7 @@ class Engine:
         if job is None:
             return e.NotFound()
         now = self._now
+        counts = job.counts
         left = _left(job.deadline - now) if job.state in (_RESERVED, _DELAYED) else 0
         return e.Ok(
             format_dict(
@@ -1054,11 +1117,11 @@ class Engine:
                     ("ttr", job.ttr),
                     ("time-left", left),
                     ("file", 0),
-                    ("reserves", job.reserves),
-                    ("timeouts", job.timeouts),
-                    ("releases", job.releases),
-                    ("buries", job.buries),
-                    ("kicks", job.kicks),
+                    ("reserves", counts[_RESERVES]),
+                    ("timeouts", counts[_TIMEOUTS]),
+                    ("releases", counts[_RELEASES]),
+                    ("buries", counts[_BURIES]),
+                    ("kicks", counts[_KICKS]),
                 ]
             )
         )
