@@ -205,19 +205,28 @@ class Client(SyncCommands):
         self._used_at = now  # when the command started: enough for the idle check
         conn = self._conn
         try:
-            sock.sendall(conn.send(command))
-            # Nothing can be buffered yet (the connection refuses a command after unread
-            # bytes), so go straight to reading.
-            while True:
+            if conn.idle:
+                # The fast lane: one command, one read holding its whole reply (the core
+                # checks it as its general parser would, and takes it over when it is not).
+                sock.sendall(command.encode())
                 try:
                     data = sock.recv(_READ)
                 except (BlockingIOError, TimeoutError) as error:
-                    wait = reply_wait(command, self.timeout)
-                    data = self._late_reply(sock, wait, error)
+                    data = self._late_reply(sock, reply_wait(command, self.timeout), error)
+                event = conn.try_reply(command, data)
+                if event is not None:
+                    return event
+                event = conn.next_event()
+            else:
+                sock.sendall(conn.send(command))  # (the core refuses it after unread bytes)
+                event = NEED_DATA
+            while event is NEED_DATA:
+                try:
+                    data = sock.recv(_READ)
+                except (BlockingIOError, TimeoutError) as error:
+                    data = self._late_reply(sock, reply_wait(command, self.timeout), error)
                 conn.receive_data(data)
                 event = conn.next_event()
-                if event is not NEED_DATA:
-                    break
         except BaseException as error:
             self._fail(error)
         if type(event) is Closed:

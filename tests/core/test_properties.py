@@ -243,3 +243,53 @@ def test_server_survives_arbitrary_bytes_and_ignores_chunking(
     assert chunked == whole
     for item in whole:
         assert isinstance(item, Command | Rejected | Closed)
+
+
+def _outcome(conn: Connection) -> tuple[str, object]:
+    """The next reply or NEED_DATA, or the kind of error the connection raises for it."""
+    try:
+        return ("event", conn.next_event())
+    except (ProtocolError, ConnectionClosedError) as error:
+        return ("error", type(error))
+
+
+@SETTINGS
+@given(
+    command=commands(),
+    reply=st.one_of(
+        _GARBAGE, exchanges().map(lambda pairs: pairs[0][1].encode() if pairs else b"")
+    ),
+)
+def test_the_fast_lane_reads_as_the_general_parser_does(command: Command, reply: bytes) -> None:
+    # The general path: send, receive, next_event.
+    general = Connection(max_body=1000)
+    general.send(command)
+    general.receive_data(reply)
+    expected = _outcome(general)
+    # The fast lane: the same bytes written and read while idle, handed to try_reply.
+    fast = Connection(max_body=1000)
+    assert fast.idle
+    event = fast.try_reply(command, reply)
+    if event is not None:
+        assert expected == ("event", event)
+        assert fast.idle  # answered: nothing pending, nothing buffered
+        assert fast.used == general.used
+        assert fast.watching == general.watching
+    else:
+        assert _outcome(fast) == expected
+        assert pending(fast) == pending(general)
+        assert state(fast) is state(general)
+
+
+@SETTINGS
+@given(pairs=exchanges())
+def test_the_fast_lane_takes_every_well_formed_single_reply_it_can(
+    pairs: list[tuple[Command, Event]],
+) -> None:
+    for command, event in pairs[:1]:  # (later replies depend on the earlier ones)
+        conn = Connection()
+        answered = conn.try_reply(command, event.encode())
+        general = Connection()
+        general.send(command)
+        general.receive_data(event.encode())
+        assert (answered if answered is not None else general.next_event()) == event

@@ -188,13 +188,20 @@ class AsyncTransport(AsyncCommands):
                 conn = self._conn
                 receive = self._receive
                 try:
-                    waiter = self._write(conn.send(command))
-                    if waiter is not None:
-                        await waiter
-                    # Nothing was buffered before the send (the core refuses to send
-                    # otherwise), so there is nothing to parse before the first read.
-                    conn.receive_data(await receive())
-                    event = conn.next_event()
+                    if conn.idle:
+                        # The fast lane: one command, one read holding its whole reply (the
+                        # core checks it as its general parser would, or takes it over).
+                        waiter = self._write(command.encode())
+                        if waiter is not None:
+                            await waiter
+                        event = conn.try_reply(command, await receive())
+                        if event is None:
+                            event = conn.next_event()
+                    else:
+                        waiter = self._write(conn.send(command))  # (refused after unread bytes)
+                        if waiter is not None:
+                            await waiter
+                        event = NEED_DATA
                     while event is NEED_DATA:
                         conn.receive_data(await receive())
                         event = conn.next_event()

@@ -113,6 +113,69 @@ def _tube(field: bytes) -> str:
         raise ProtocolError(f"malformed tube name {field!r} in reply") from None
 
 
+def _quick_reply(command: c.Command, buf: bytes, max_body: int) -> e.Event | None:
+    """The reply ``buf`` holds when it is exactly one whole reply that ``command`` may get and
+    one of the commonest (INSERTED, RESERVED, OK, a one-word reply), parsed by its known
+    layout; None for anything else (several replies, a reply split across reads, a reply the
+    command may not get, anything malformed), which the general parser then checks from the
+    start. The fast lane of :meth:`Connection.next_event` and :meth:`Connection.try_reply`.
+    """
+    # (Slices and operators rather than bytes methods where they can: on 3.11 most bytes
+    # methods parse a tuple of arguments per call.)
+    lead = buf[0]
+    if lead == 73 and buf[:9] == b"INSERTED " and buf[-2:] == b"\r\n":  # I
+        field = buf[9:-2]  # all digits: then this is the only line
+        if field.isdigit() and len(field) <= 20:
+            job_id = int(field)
+            # Put is the one command answered INSERTED (its reply table; a test checks that
+            # no other command lists it).
+            if 0 < job_id <= _U64_MAX and type(command) is _Put:
+                inserted: e.Inserted = _new(_Inserted)
+                inserted._id = job_id
+                return inserted
+    elif lead == 82 and buf[:9] == b"RESERVED " and buf[-2:] == b"\r\n":  # R
+        end = buf.find(b"\r\n")
+        id_field, _, size_field = buf[9:end].partition(b" ")
+        if (
+            id_field.isdigit()
+            and size_field.isdigit()
+            and len(id_field) <= 20
+            and len(size_field) <= 20
+        ):
+            job_id = int(id_field)
+            size = int(size_field)
+            start = end + 2
+            if (
+                0 < job_id <= _U64_MAX
+                and len(buf) == start + size + 2  # then this is the only reply
+                and size <= max_body
+                and b"RESERVED" in command.replies
+            ):
+                reserved: e.Reserved = _new(_Reserved)
+                reserved._id = job_id
+                reserved._body = buf[start:-2]
+                return reserved
+    elif lead == 79 and buf[:3] == b"OK " and buf[-2:] == b"\r\n":  # O
+        end = buf.find(b"\r\n")
+        size_field = buf[3:end]
+        if size_field.isdigit() and len(size_field) <= 20:
+            size = int(size_field)
+            start = end + 2
+            if (
+                len(buf) == start + size + 2  # then this is the only reply
+                and size <= max_body
+                and b"OK" in command.replies
+            ):
+                ok: e.Ok = _new(_Ok)
+                ok._data = buf[start:-2]
+                return ok
+    elif len(buf) <= _WHOLE_LINE_MAX and buf in _WHOLE_LINES:
+        event = _WHOLE_LINES[buf]
+        if command.replies.get(event.word) == 0:
+            return event
+    return None
+
+
 class Connection:
     """The client side of one beanstalkd connection, without I/O.
 
@@ -211,6 +274,36 @@ class Connection:
                 f"connection aborted with {len(self._pending)} command(s) in flight"
             )
 
+    @property
+    def idle(self) -> bool:
+        """Open, with no reply due and nothing unread: a command sent now is answered first."""
+        return self._state is _OPEN and not self._pending and not self._buf
+
+    def try_reply(self, command: c.Command, data: bytes) -> e.Event | None:
+        """The one-command fast lane: ``command.encode()`` was written while the connection
+        was :attr:`idle`, and ``data`` was read after it.
+
+        Returns the reply when ``data`` is exactly one whole reply ``command`` may get, of
+        the commonest kinds, and then the connection is idle again. Otherwise returns
+        ``None`` after recording ``command`` as sent and ``data`` as received, as
+        :meth:`send` and :meth:`receive_data` would: :meth:`next_event` then reads the reply
+        with every check. Either way the reply is checked exactly as the general path
+        checks it.
+        """
+        if (
+            type(data) is bytes
+            and data
+            and self._state is _OPEN
+            and not self._pending
+            and not self._buf
+        ):
+            event = _quick_reply(command, data, self._max_body)
+            if event is not None:
+                return event
+        self.send(command)
+        self.receive_data(data)
+        return None
+
     def _raise_unusable(self) -> None:
         error = self._error
         if isinstance(error, ProtocolError):
@@ -274,72 +367,11 @@ class Connection:
         if not (buf and pending and self._body_len < 0):
             return self._not_a_line()
         if type(buf) is bytes:
-            # The commonest reads of all, parsed by their known layout rather than by
-            # splitting the line: a read holding exactly one INSERTED, RESERVED, OK or
-            # one-word reply, told apart by its first byte. Anything else (several replies,
-            # a reply split across reads, a reply the command may not get, anything
-            # malformed) takes the general path below, which checks it from the start.
-            # (Slices and operators rather than bytes methods where they can: on 3.11 most
-            # bytes methods parse a tuple of arguments per call.)
-            lead = buf[0]
-            if lead == 73 and buf[:9] == b"INSERTED " and buf[-2:] == b"\r\n":  # I
-                field = buf[9:-2]  # all digits: then this is the only line
-                if field.isdigit() and len(field) <= 20:
-                    job_id = int(field)
-                    # Put is the one command answered INSERTED (its reply table; a test
-                    # checks that no other command lists it).
-                    if 0 < job_id <= _U64_MAX and type(pending[0]) is _Put:
-                        self._buf = b""
-                        pending.popleft()
-                        inserted: e.Inserted = _new(_Inserted)
-                        inserted._id = job_id
-                        return inserted
-            elif lead == 82 and buf[:9] == b"RESERVED " and buf[-2:] == b"\r\n":  # R
-                end = buf.find(b"\r\n")
-                id_field, _, size_field = buf[9:end].partition(b" ")
-                if (
-                    id_field.isdigit()
-                    and size_field.isdigit()
-                    and len(id_field) <= 20
-                    and len(size_field) <= 20
-                ):
-                    job_id = int(id_field)
-                    size = int(size_field)
-                    start = end + 2
-                    if (
-                        0 < job_id <= _U64_MAX
-                        and len(buf) == start + size + 2  # then this is the only reply
-                        and size <= self._max_body
-                        and b"RESERVED" in pending[0].replies
-                    ):
-                        self._buf = b""
-                        pending.popleft()
-                        reserved: e.Reserved = _new(_Reserved)
-                        reserved._id = job_id
-                        reserved._body = buf[start:-2]
-                        return reserved
-            elif lead == 79 and buf[:3] == b"OK " and buf[-2:] == b"\r\n":  # O
-                end = buf.find(b"\r\n")
-                size_field = buf[3:end]
-                if size_field.isdigit() and len(size_field) <= 20:
-                    size = int(size_field)
-                    start = end + 2
-                    if (
-                        len(buf) == start + size + 2  # then this is the only reply
-                        and size <= self._max_body
-                        and b"OK" in pending[0].replies
-                    ):
-                        self._buf = b""
-                        pending.popleft()
-                        ok: e.Ok = _new(_Ok)
-                        ok._data = buf[start:-2]
-                        return ok
-            elif len(buf) <= _WHOLE_LINE_MAX and buf in _WHOLE_LINES:
-                event = _WHOLE_LINES[buf]
-                if pending[0].replies.get(event.word) == 0:
-                    self._buf = b""
-                    pending.popleft()
-                    return event
+            event = _quick_reply(pending[0], buf, self._max_body)
+            if event is not None:
+                self._buf = b""
+                pending.popleft()
+                return event
         end = buf.find(b"\r\n", self._scan)
         if end < 0:
             return self._partial_line()
