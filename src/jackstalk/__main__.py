@@ -6,12 +6,22 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from jackstalk._app.cli import add_commands, run
+from jackstalk._app.cli import ADDRESS_ENV, EXIT_STATUSES, add_commands, run
 from jackstalk._app.serve import add_server_commands
+from jackstalk._version import __version__
 
 __all__ = ["main"]
 
 Handler = Callable[[argparse.Namespace], int]
+
+EPILOG = f"""\
+Each command that talks to a server finds it with --address HOST:PORT (or a Unix socket
+path); without it, in the {ADDRESS_ENV} environment variable, else at 127.0.0.1:11300.
+--tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE and --tls-insecure speak TLS to it.
+"jackstalk COMMAND --help" describes a command.
+
+{EXIT_STATUSES}
+"""
 
 
 def _example(args: argparse.Namespace) -> int:
@@ -38,7 +48,18 @@ def _example(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="jackstalk", description="beanstalkd from the shell")
+    parser = argparse.ArgumentParser(
+        prog="jackstalk",
+        description="beanstalkd from the shell",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"jackstalk {__version__}",
+        help="print the version and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     example = commands.add_parser("example", help="a sans-IO round trip through the core")
     example.set_defaults(handler=_example)

@@ -1,7 +1,8 @@
 """The queue-inspection sub-commands of ``jackstalk`` (stats, put, peek, kick, top ...).
 
 Exit statuses: 0 done, 1 not found or empty, 2 usage error, 3 cannot connect. Expected
-failures print one line on stderr, never a traceback.
+failures print one line on stderr (usage errors also the command's usage line, as argparse
+does), never a traceback.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,8 +19,11 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from jackstalk._api.base import DEFAULT_HOST, DEFAULT_PORT
 from jackstalk._protocol.errors import ConnectionClosedError, JackstalkError, NotFoundError
+from jackstalk._protocol.validate import U32_MAX, U64_MAX
 
 if TYPE_CHECKING:
+    import ssl
+
     from jackstalk.transports.blocking import Client
 
 __all__ = [
@@ -26,8 +31,11 @@ __all__ = [
     "EXIT_NOT_FOUND",
     "EXIT_OK",
     "EXIT_USAGE",
+    "EXIT_STATUSES",
     "add_commands",
+    "body_text",
     "parse_address",
+    "tls_context",
 ]
 
 EXIT_OK = 0
@@ -35,7 +43,20 @@ EXIT_NOT_FOUND = 1
 EXIT_USAGE = 2
 EXIT_CONNECT = 3
 
+EXIT_STATUSES = (
+    "exit statuses:\n"
+    f"  {EXIT_OK}  done\n"
+    f"  {EXIT_NOT_FOUND}  not found, or nothing to do\n"
+    f"  {EXIT_USAGE}  usage error\n"
+    f"  {EXIT_CONNECT}  cannot connect (or the connection was lost, or no answer in time)"
+)
+"""The exit statuses, as the help's epilogs print them."""
+
 ADDRESS_ENV = "BEANSTALKD_ADDRESS"
+
+PEEK_STATES = ("ready", "delayed", "buried")
+
+_DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '²', int() does not
 
 
 class CliError(Exception):
@@ -69,25 +90,105 @@ def _tube(text: str) -> str:
 
 
 def _job_id(text: str) -> int:
-    if not text.isdigit() or int(text) == 0:
-        raise argparse.ArgumentTypeError(f"not a job id: {text!r}")
+    """A job id argument: 1 to 2**64-1, as beanstalkd hands them out."""
+    if _DIGITS.fullmatch(text) is None or not 0 < int(text) <= U64_MAX:
+        raise argparse.ArgumentTypeError(
+            f"invalid job id {text!r}: a whole number from 1 to {U64_MAX}"
+        )
     return int(text)
 
 
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"not a non-negative integer: {text!r}")
+def _peek_target(text: str) -> str | int:
+    """``peek``'s first argument: a job state to peek at in a tube, or a job id."""
+    if text in PEEK_STATES:
+        return text
+    if _DIGITS.fullmatch(text.lstrip("+-")) is not None:  # meant as a number
+        return _job_id(text)
+    raise argparse.ArgumentTypeError(
+        f"invalid job id {text!r}: ready, delayed, buried or a whole number from 1 to {U64_MAX}"
+    )
+
+
+def _u32(text: str) -> int:
+    """A priority, delay, ttr, kick bound or pause: what the protocol carries in 32 bits."""
+    if _DIGITS.fullmatch(text) is None or int(text) > U32_MAX:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}: 0 to {U32_MAX}")
     return int(text)
+
+
+def _interval(text: str) -> float:
+    """Seconds between ``top`` screens: a finite number, not negative."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):  # also refuses NaN
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: seconds, 0 or more")
+    return seconds
+
+
+# ------------------------------------------------------------------------------ TLS
+
+
+def _wants_tls(args: argparse.Namespace) -> bool:
+    return bool(args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.tls_insecure)
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The TLS context the ``--tls*`` options ask for, or ``None`` for plain TCP.
+
+    ``--tls`` verifies the server against the system's CAs, ``--tls-ca`` against the given
+    CAs only; either way the certificate must name the address's host. ``--tls-cert`` (and
+    ``--tls-key``) present a client certificate. ``--tls-insecure`` checks nothing.
+    Contradictory options and unreadable files raise :class:`CliError` (a usage error).
+    """
+    if not _wants_tls(args):
+        return None
+    if args.tls_key and not args.tls_cert:
+        raise CliError("--tls-key needs --tls-cert", EXIT_USAGE)
+    if args.tls_insecure and args.tls_ca:
+        raise CliError("--tls-insecure checks no certificate: give it or --tls-ca", EXIT_USAGE)
+    import ssl
+
+    try:
+        context = ssl.create_default_context(cafile=args.tls_ca)
+    except OSError as error:  # ssl.SSLError included: not PEM, or no certificate in it
+        raise CliError(
+            f"cannot load --tls-ca {args.tls_ca}: {_reason(error)}", EXIT_USAGE
+        ) from None
+    if args.tls_cert:
+        try:
+            context.load_cert_chain(args.tls_cert, args.tls_key)
+        except OSError as error:
+            files = args.tls_cert + (f" and --tls-key {args.tls_key}" if args.tls_key else "")
+            reason = _reason(error)
+            if isinstance(error, ssl.SSLError):  # OpenSSL says little more than "PEM lib"
+                reason = f"not a PEM certificate and its key, or they do not match ({reason})"
+            raise CliError(f"cannot load --tls-cert {files}: {reason}", EXIT_USAGE) from None
+    if args.tls_insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _reason(error: OSError) -> str:
+    """An OS or OpenSSL error as a short phrase, without OpenSSL's source location."""
+    return re.sub(r" \(_ssl\.c:\d+\)$", "", error.strerror or str(error))
 
 
 @contextmanager
 def _connect(args: argparse.Namespace) -> Iterator[Client]:
     from jackstalk.transports.blocking import Client
 
-    client = Client(args.address, encoding=None, timeout=args.timeout, connect_timeout=5.0)
+    context = tls_context(args)
+    if context is not None and isinstance(args.address, str):
+        raise CliError(f"TLS needs a HOST:PORT address, not {args.address}", EXIT_USAGE)
+    client = Client(
+        args.address, encoding=None, timeout=args.timeout, connect_timeout=5.0, ssl=context
+    )
     try:
         client.connect()
-    except OSError as error:
+    except OSError as error:  # ssl.SSLCertVerificationError included
         raise CliError(f"cannot connect to {_show(args.address)}: {error}", EXIT_CONNECT) from None
     try:
         yield client
@@ -101,13 +202,28 @@ def _show(address: tuple[str, int] | str) -> str:
     return address if isinstance(address, str) else f"{address[0]}:{address[1]}"
 
 
+def _not_found(what: str) -> CliError:
+    """The one wording of every not-found failure: ``<what> not found``, exit status 1."""
+    return CliError(f"{what} not found", EXIT_NOT_FOUND)
+
+
+def _job_refused(client: Client, job_id: int, needs: str) -> CliError:
+    """Why the server answered NOT_FOUND about an existing job id: it does not exist, or it
+    is in a state the command cannot act on (one more round trip, on failure only)."""
+    try:
+        state = client.stats_job(job_id)["state"]
+    except NotFoundError:
+        return _not_found(f"job {job_id}")
+    return CliError(f"job {job_id} is {state}: {needs}", EXIT_NOT_FOUND)
+
+
 def _emit(args: argparse.Namespace, value: Any, text: Callable[[], str]) -> None:
     out: TextIO = sys.stdout
     if args.json:
         json.dump(value, out, sort_keys=False)
         out.write("\n")
-    else:
-        out.write(text() + "\n")
+    elif shown := text():  # nothing at all rather than an empty line
+        out.write(shown + "\n")
 
 
 def _table(mapping: dict[str, Any]) -> str:
@@ -115,15 +231,26 @@ def _table(mapping: dict[str, Any]) -> str:
     return "\n".join(f"{key:<{width}}  {value}" for key, value in mapping.items())
 
 
-def _body_text(body: bytes) -> str:
-    return body.decode("utf-8", "backslashreplace")
+def body_text(body: bytes) -> str:
+    """A job body on one line, for people: UTF-8 text whose printable characters stand as
+    themselves, a backslash doubled, and every other byte (control bytes such as NUL, tab
+    and newline, and bytes that are not UTF-8) as ``\\xNN``. Reversible, and never a raw
+    control byte on the terminal."""
+    out: list[str] = []
+    for char in body.decode("utf-8", "surrogateescape"):
+        if char == "\\":
+            out.append("\\\\")
+        elif char.isprintable():
+            out.append(char)
+        else:  # a surrogate escape stands for one undecodable byte; else encode the char
+            raw = char.encode("utf-8", "surrogateescape")
+            out.append("".join(f"\\x{byte:02x}" for byte in raw))
+    return "".join(out)
 
 
 def _job_json(job_id: int, body: bytes) -> dict[str, Any]:
-    text = body.decode("utf-8", "surrogateescape")
     try:
-        body.decode("utf-8")
-        return {"id": job_id, "body": text}
+        return {"id": job_id, "body": body.decode("utf-8")}
     except UnicodeDecodeError:
         return {"id": job_id, "body_hex": body.hex()}
 
@@ -133,14 +260,20 @@ def _job_json(job_id: int, body: bytes) -> dict[str, Any]:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     with _connect(args) as client:
-        stats = client.stats_tube(args.tube) if args.tube else client.stats()
+        try:
+            stats = client.stats_tube(args.tube) if args.tube else client.stats()
+        except NotFoundError:
+            raise _not_found(f"tube {args.tube}") from None
     _emit(args, stats, lambda: _table(stats))
     return EXIT_OK
 
 
 def cmd_stats_job(args: argparse.Namespace) -> int:
     with _connect(args) as client:
-        stats = client.stats_job(args.id)
+        try:
+            stats = client.stats_job(args.id)
+        except NotFoundError:
+            raise _not_found(f"job {args.id}") from None
     _emit(args, stats, lambda: _table(stats))
     return EXIT_OK
 
@@ -167,24 +300,34 @@ def cmd_put(args: argparse.Namespace) -> int:
 
 
 def cmd_peek(args: argparse.Namespace) -> int:
+    what: str | int = args.what
+    if isinstance(what, int) and args.tube is not None:
+        raise CliError(f"peek {what} takes no tube (peek ID, or peek STATE TUBE)", EXIT_USAGE)
+    if isinstance(what, str) and args.tube is None:
+        raise CliError(f"peek {what} needs a TUBE", EXIT_USAGE)
+    if args.raw and args.json:
+        raise CliError("--raw and --json exclude each other", EXIT_USAGE)
     with _connect(args) as client:
-        if args.what.isdigit():
-            if args.tube is not None:
-                raise CliError("peek ID takes no tube", EXIT_USAGE)
-            job = client.peek(_job_id(args.what))
+        if isinstance(what, int):
+            job = client.peek(what)
+            missing = f"job {what}"
         else:
-            if args.what not in ("ready", "delayed", "buried") or args.tube is None:
-                raise CliError("usage: peek {ready,delayed,buried} TUBE | peek ID", EXIT_USAGE)
             client.use(args.tube)
             peekers = {
                 "ready": client.peek_ready,
                 "delayed": client.peek_delayed,
                 "buried": client.peek_buried,
             }
-            job = peekers[args.what]()
+            job = peekers[what]()
+            missing = f"{what} job in tube {args.tube}"
     if job is None:
-        raise CliError("no such job", EXIT_NOT_FOUND)
-    _emit(args, _job_json(job.id, job.body), lambda: f"{job.id}\n{_body_text(job.body)}")
+        raise _not_found(missing)
+    if args.raw:  # the body's own bytes, nothing around them
+        sys.stdout.flush()
+        sys.stdout.buffer.write(job.body)
+        sys.stdout.buffer.flush()
+        return EXIT_OK
+    _emit(args, _job_json(job.id, job.body), lambda: f"{job.id}\n{body_text(job.body)}")
     return EXIT_OK
 
 
@@ -198,12 +341,16 @@ def cmd_kick(args: argparse.Namespace) -> int:
 
 def cmd_kick_job(args: argparse.Namespace) -> int:
     with _connect(args) as client:
-        client.kick_job(args.id)
+        try:
+            client.kick_job(args.id)
+        except NotFoundError:
+            raise _job_refused(client, args.id, "only a buried or delayed job is kicked") from None
     _emit(args, {"kicked": args.id}, lambda: f"kicked {args.id}")
     return EXIT_OK
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
+    refused: list[CliError] = []
     missing: list[int] = []
     deleted: list[int] = []
     with _connect(args) as client:
@@ -213,8 +360,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 deleted.append(job_id)
             except NotFoundError:
                 missing.append(job_id)
-    for job_id in missing:
-        print(f"jackstalk: job {job_id} not found", file=sys.stderr)
+                refused.append(_job_refused(client, job_id, "only its reserver may delete it"))
+    for error in refused:
+        print(f"jackstalk: {error}", file=sys.stderr)
     _emit(
         args,
         {"deleted": deleted, "not_found": missing},
@@ -225,7 +373,10 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def cmd_pause(args: argparse.Namespace) -> int:
     with _connect(args) as client:
-        client.pause_tube(args.tube, args.seconds)
+        try:
+            client.pause_tube(args.tube, args.seconds)
+        except NotFoundError:
+            raise _not_found(f"tube {args.tube}") from None
     _emit(args, {"paused": args.tube, "seconds": args.seconds}, lambda: f"paused {args.tube}")
     return EXIT_OK
 
@@ -240,7 +391,7 @@ def cmd_drain(args: argparse.Namespace) -> int:
         # are kicked to ready first.
         if args.all:
             client.use(args.tube)
-            while client.kick(2**32 - 1):
+            while client.kick(U32_MAX):
                 pass
         while (job := client.reserve(timeout=0)) is not None:
             client.delete(job)
@@ -282,42 +433,61 @@ def render_top(
         rate = (total - previous.get(name, total)) / elapsed if elapsed > 0 else 0.0
         cells = "".join(f"{stats.get(key, 0)!s:>10}" for key, _ in _TOP_FIELDS)
         lines.append(f"{name[:24]:<24}{cells}{rate:>10.1f}")
-    lines.append("")
-    lines.append("q or Ctrl-C quits")
     return lines
 
 
+def _snapshot(client: Client) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The server's statistics and every tube's, read now."""
+    server: dict[str, Any] = client.stats()
+    tubes: dict[str, dict[str, Any]] = {}
+    for name in sorted(client.tubes()):
+        try:
+            tubes[name] = client.stats_tube(name)
+        except NotFoundError:  # the tube vanished between the two calls
+            continue
+    return server, tubes
+
+
 def cmd_top(args: argparse.Namespace) -> int:
+    """Redraw the tubes table; on a pipe or file, print plain snapshots one after another
+    (no screen-clearing codes); with ``--json``, print one JSON snapshot and stop."""
+    if args.json:
+        with _connect(args) as client:
+            server, tubes = _snapshot(client)
+        _emit(args, {"server": server, "tubes": tubes}, lambda: "")
+        return EXIT_OK
+
     import select
     import termios
     import tty
 
-    interactive = sys.stdin.isatty()
-    saved = termios.tcgetattr(sys.stdin) if interactive else None
+    keys = sys.stdin.isatty()  # q quits when there is a keyboard to read
+    screen = sys.stdout.isatty()  # else no escape codes: plain snapshots, one per interval
+    saved = termios.tcgetattr(sys.stdin) if keys else None
     previous: dict[str, int] = {}
     last = time.monotonic()
     try:
-        if interactive:
+        if keys:
             tty.setcbreak(sys.stdin.fileno())
         with _connect(args) as client:
             rounds = 0
-            while args.iterations is None or rounds < args.iterations:
+            while True:
                 rounds += 1
-                server = client.stats()
-                tubes: dict[str, dict[str, Any]] = {}
-                for name in client.tubes():
-                    try:
-                        tubes[name] = client.stats_tube(name)
-                    except NotFoundError:  # the tube vanished between the two calls
-                        continue
+                server, tubes = _snapshot(client)
                 now = time.monotonic()
                 lines = render_top(server, tubes, previous, now - last)
                 previous = {name: int(stats["total-jobs"]) for name, stats in tubes.items()}
                 last = now
-                sys.stdout.write("\x1b[H\x1b[2J" + "\n".join(lines) + "\n")
+                if screen:
+                    lines = ["\x1b[H\x1b[2J" + lines[0], *lines[1:], "", "q or Ctrl-C quits"]
+                elif rounds > 1:
+                    lines.insert(0, "")  # a blank line between snapshots
+                sys.stdout.write("\n".join(lines) + "\n")
                 sys.stdout.flush()
+                if args.iterations is not None and rounds >= args.iterations:
+                    break
                 # Wait for the refresh interval, or a key press on a terminal.
-                if not interactive:
+                if not keys:
                     time.sleep(args.interval)
                     continue
                 ready, _, _ = select.select([sys.stdin], [], [], args.interval)
@@ -343,22 +513,51 @@ def add_commands(commands: Any) -> None:
         default=os.environ.get(ADDRESS_ENV, f"{DEFAULT_HOST}:{DEFAULT_PORT}"),
         help=f"HOST:PORT or a Unix socket path (default: ${ADDRESS_ENV} or 127.0.0.1:11300)",
     )
-    common.add_argument("--timeout", type=float, default=10.0, help="reply timeout in seconds")
+    common.add_argument(
+        "--timeout", type=float, default=10.0, help="reply timeout in seconds (default: 10)"
+    )
+    tls = common.add_argument_group("TLS (to a TLS terminator in front of beanstalkd)")
+    tls.add_argument(
+        "--tls",
+        action="store_true",
+        help="speak TLS, checking the server's certificate against the system's CAs"
+        " and the address's host name",
+    )
+    tls.add_argument(
+        "--tls-ca",
+        metavar="FILE",
+        help="trust only the CA certificate(s) in this PEM file instead; implies --tls",
+    )
+    tls.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="present this client certificate (PEM, the key may follow it); implies --tls",
+    )
+    tls.add_argument(
+        "--tls-key", metavar="FILE", help="the client certificate's key, if not in its file"
+    )
+    tls.add_argument(
+        "--tls-insecure",
+        action="store_true",
+        help="INSECURE: speak TLS but check no certificate and no host name, so anyone"
+        " between here and the server can read and change the traffic; implies --tls",
+    )
     reading = argparse.ArgumentParser(add_help=False, parents=[common])
     reading.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     def add(
-        name: str,
-        handler: Callable[[argparse.Namespace], int],
-        summary: str,
-        json_out: bool = True,
+        name: str, handler: Callable[[argparse.Namespace], int], summary: str
     ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(
-            name, help=summary, parents=[reading if json_out else common]
+            name,
+            help=summary,
+            description=summary[:1].upper() + summary[1:] + ".",
+            parents=[reading],
+            epilog=EXIT_STATUSES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        parser.set_defaults(handler=handler)
-        if not json_out:
-            parser.set_defaults(json=False)
+        # The parser rides along, so that a usage error found later prints its usage.
+        parser.set_defaults(handler=handler, parser=parser)
         return parser
 
     add("stats", cmd_stats, "server or tube statistics").add_argument("tube", nargs="?", type=_tube)
@@ -367,41 +566,84 @@ def add_commands(commands: Any) -> None:
     put = add("put", cmd_put, "put a job (body from the argument or stdin)")
     put.add_argument("tube", type=_tube)
     put.add_argument("body", nargs="?", help="the body, or - (the default) for stdin")
-    put.add_argument("--priority", type=_count, default=2**31)
-    put.add_argument("--delay", type=_count, default=0)
-    put.add_argument("--ttr", type=_count, default=120)
+    put.add_argument(
+        "--priority",
+        type=_u32,
+        default=2**31,
+        help="0 (most urgent) to 4294967295 (default: %(default)s)",
+    )
+    put.add_argument(
+        "--delay",
+        type=_u32,
+        default=0,
+        help="seconds before the job is ready (default: %(default)s)",
+    )
+    put.add_argument(
+        "--ttr",
+        type=_u32,
+        default=120,
+        help="time to run: seconds a worker may hold the job reserved (default: %(default)s)",
+    )
     peek = add("peek", cmd_peek, "peek {ready,delayed,buried} TUBE, or peek ID")
-    peek.add_argument("what", metavar="{ready,delayed,buried}|ID")
+    peek.add_argument("what", metavar="{ready,delayed,buried}|ID", type=_peek_target)
     peek.add_argument("tube", nargs="?", type=_tube)
+    peek.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the body's bytes themselves to stdout (no id, no escaping, no newline)",
+    )
     kick = add("kick", cmd_kick, "kick up to N buried (or delayed) jobs of a tube")
     kick.add_argument("tube", type=_tube)
-    kick.add_argument("bound", nargs="?", type=_count, default=1)
+    kick.add_argument("bound", metavar="N", nargs="?", type=_u32, default=1)
     add("kick-job", cmd_kick_job, "kick one job").add_argument("id", type=_job_id)
     add("delete", cmd_delete, "delete jobs by id").add_argument("ids", nargs="+", type=_job_id)
     pause = add("pause", cmd_pause, "pause a tube")
     pause.add_argument("tube", type=_tube)
-    pause.add_argument("seconds", type=_count)
+    pause.add_argument("seconds", type=_u32)
     drain = add("drain", cmd_drain, "reserve and delete every ready job of a tube")
     drain.add_argument("tube", type=_tube)
     drain.add_argument("--all", action="store_true", help="kick buried and delayed jobs first")
-    top = add("top", cmd_top, "a live view of tubes and rates", json_out=False)
-    top.add_argument("--interval", type=float, default=1.0, help="seconds between refreshes")
+    top = add("top", cmd_top, "a live view of tubes and rates (--json: one snapshot)")
+    top.add_argument(
+        "--interval",
+        type=_interval,
+        default=1.0,
+        help="seconds between refreshes (default: %(default)s)",
+    )
     top.add_argument("--iterations", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a handler, turning expected failures into one line and an exit status."""
     try:
-        return handler(args)
+        status = handler(args)
+        sys.stdout.flush()  # here, so that a closed pipe is caught below, not at exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (``jackstalk top | head``): stop quietly. Later writes,
+        # the interpreter's final flush included, go to /dev/null instead.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
     except CliError as error:
-        print(f"jackstalk: {error}", file=sys.stderr)
-        return error.status
-    except NotFoundError:
-        print("jackstalk: not found", file=sys.stderr)
-        return EXIT_NOT_FOUND
+        return _fail(args, str(error), error.status)
+    except NotFoundError:  # each command names what it missed; this is only a fallback
+        return _fail(args, "not found", EXIT_NOT_FOUND)
     except TimeoutError:
-        print("jackstalk: the server did not answer in time", file=sys.stderr)
-        return EXIT_CONNECT
+        return _fail(args, "the server did not answer in time", EXIT_CONNECT)
     except (JackstalkError, ValueError) as error:
-        print(f"jackstalk: {error}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(error, ValueError) else EXIT_NOT_FOUND
+        status = EXIT_USAGE if isinstance(error, ValueError) else EXIT_NOT_FOUND
+        return _fail(args, str(error), status)
+
+
+def _fail(args: argparse.Namespace, message: str, status: int) -> int:
+    """Print a failure on stderr: a usage error as argparse prints its own (the command's
+    usage line, then the message), anything else as one ``jackstalk: ...`` line."""
+    parser: argparse.ArgumentParser | None = getattr(args, "parser", None)
+    if status == EXIT_USAGE and parser is not None:
+        parser.print_usage(sys.stderr)
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    else:
+        print(f"jackstalk: {message}", file=sys.stderr)
+    return status
