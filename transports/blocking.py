@@ -28,13 +28,27 @@ _READ = 65536
 _LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
 
 
+def _deadline(wait: float | None, start: float) -> float | None:
+    """When a wait of ``wait`` seconds from ``start`` ends (None: never)."""
+    return None if wait is None else start + wait
+
+
+def _earlier(first: float | None, second: float | None) -> float | None:
+    """The earlier of two deadlines (None: never)."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return min(first, second)
+
+
 class Client(SyncCommands):
     """A blocking beanstalkd client.
 
     ``timeout`` is how long to wait for a reply beyond what the command itself waits
     (``reserve(timeout=5)`` waits up to 5 s plus ``timeout``; a plain ``reserve()`` waits as
-    long as it takes). A reply that does not come in time raises :class:`TimeoutError` and
-    closes the connection. ``connect_timeout`` bounds connecting. The connection opens on
+    long as it takes). It bounds the whole reply, however its bytes trickle in: a reply that
+    is not whole in time raises :class:`TimeoutError` and closes the connection. ``connect_timeout`` bounds connecting. The connection opens on
     first use and, after a failure, again on the next call, restoring the used tube and the
     watch list. A client is not thread-safe: give each thread its own.
     """
@@ -66,10 +80,11 @@ class Client(SyncCommands):
         self.timeout = seconds(timeout, "timeout")
         self.connect_timeout = seconds(connect_timeout, "connect_timeout")
         self._sock: socket.socket | None = None
-        self._conn = Connection(max_body=2**30)
+        self._conn = Connection(max_body=self.max_job_size)
         self._ready = False
         self._opening = False
         self._used_at = 0.0
+        self._shortened = False  # the kernel's read limit is cut to a reply's deadline
 
     # ------------------------------------------------------------------ connecting
 
@@ -106,7 +121,7 @@ class Client(SyncCommands):
             sock.settimeout(None)  # blocking mode; _limit bounds each call in the kernel
         self._limit(sock, self.timeout)
         self._sock = sock
-        self._conn = Connection(max_body=2**30)
+        self._conn = Connection(max_body=self.max_job_size)
         self._ready = False
         restore = self._restore_commands()
         if restore:
@@ -153,7 +168,8 @@ class Client(SyncCommands):
         so each recv is one system call (Python's socket timeouts poll() before every call);
         a timed-out call raises BlockingIOError. A TLS socket uses Python's timeouts. The
         limit is set once per connection: a command that may wait longer (a reserve) keeps
-        reading past it, up to its own deadline (see :meth:`_receive`).
+        reading past it, up to its own deadline, and a reply whose bytes come slowly is cut
+        short at the reply's deadline (see :meth:`_rest`).
         """
         if self.ssl is not None:
             sock.settimeout(limit)
@@ -211,56 +227,67 @@ class Client(SyncCommands):
                 sock.sendall(command.encode())
                 try:
                     data = sock.recv(_READ)
-                except (BlockingIOError, TimeoutError) as error:
-                    data = self._late_reply(sock, reply_wait(command, self.timeout), error)
+                except (BlockingIOError, TimeoutError):
+                    wait = reply_wait(command, self.timeout)
+                    data = self._read_by(sock, _deadline(wait, now))
                 event = conn.try_reply(command, data)
                 if event is not None:
                     return event
                 event = conn.next_event()
+                if event is NEED_DATA:  # a reply split across reads, bytes of it here
+                    event = self._rest(sock, reply_wait(command, self.timeout), now, True)
             else:
                 sock.sendall(conn.send(command))  # (the core refuses it after unread bytes)
-                event = NEED_DATA
-            while event is NEED_DATA:
-                try:
-                    data = sock.recv(_READ)
-                except (BlockingIOError, TimeoutError) as error:
-                    data = self._late_reply(sock, reply_wait(command, self.timeout), error)
-                conn.receive_data(data)
-                event = conn.next_event()
+                event = self._rest(sock, reply_wait(command, self.timeout), now, False)
         except BaseException as error:
             self._fail(error)
         if type(event) is Closed:
             self._fail(ConnectionClosedError("server closed the connection"))
         return event  # type: ignore[return-value]
 
-    def _late_reply(self, sock: socket.socket, wait: float | None, error: OSError) -> bytes:
-        """The connection's limit ran out while reading a reply that may take ``wait``
-        seconds (None: for ever). A reply that may take longer than the limit (a reserve
-        waiting for a job) is read up to then; otherwise it is late, and the error
-        propagates."""
-        if wait == self.timeout:
-            raise error
-        started = _monotonic() - (self.timeout or 0.0)
+    def _rest(
+        self, sock: socket.socket, wait: float | None, started: float, arrived: bool
+    ) -> Event | Closed:
+        """Read until the next reply is whole: within ``wait`` seconds of ``started`` (None:
+        as long as it takes), and once bytes of it ``arrived``, within ``timeout`` of them,
+        however slowly they come. Past either, :class:`TimeoutError`."""
+        conn = self._conn
+        limit = _deadline(wait, started)
+        if arrived:
+            limit = _earlier(limit, _deadline(self.timeout, _monotonic()))
+        try:
+            while True:
+                conn.receive_data(self._read_by(sock, limit))
+                event = conn.next_event()
+                if event is not NEED_DATA:
+                    return event  # type: ignore[return-value]
+                if not arrived:
+                    arrived = True
+                    limit = _earlier(limit, _deadline(self.timeout, _monotonic()))
+        finally:
+            if self._shortened:
+                self._shortened = False
+                try:
+                    self._limit(sock, self.timeout)
+                except OSError:
+                    pass  # the connection broke: it is dropped anyway
+
+    def _read_by(self, sock: socket.socket, limit: float | None) -> bytes:
+        """One read that returns by ``limit`` (a ``time.monotonic`` time; None: no limit) or
+        raises :class:`TimeoutError`. Each wait in the kernel is bounded by the connection's
+        limit, shortened to what is left when less is."""
         while True:
+            if limit is not None:
+                left = limit - _monotonic()
+                if left <= 0:
+                    raise TimeoutError("the reply did not come in time")
+                if self.timeout is None or left < self.timeout:
+                    self._limit(sock, left)
+                    self._shortened = True
             try:
                 return sock.recv(_READ)
             except (BlockingIOError, TimeoutError):
-                if wait is not None and _monotonic() - started >= wait:
-                    raise
-
-    def _receive(self, sock: socket.socket, commands: list[Command]) -> Event | Closed:
-        """Read until the next reply of a batch of ``commands``, as long as the longest of
-        them may wait for its reply."""
-        conn = self._conn
-        while True:
-            try:
-                data = sock.recv(_READ)
-            except (BlockingIOError, TimeoutError) as error:
-                data = self._late_reply(sock, batch_wait(commands, self.timeout), error)
-            conn.receive_data(data)
-            event = conn.next_event()
-            if event is not NEED_DATA:
-                return event
+                pass  # the kernel's limit ran out: see whether the reply's has
 
     def _execute_many(self, commands: list[Command], /) -> list[Event]:
         sock = self._sock
@@ -269,6 +296,7 @@ class Client(SyncCommands):
         assert sock is not None
         conn = self._conn
         events: list[Event] = []
+        wait = batch_wait(commands, self.timeout)  # for each reply
         try:
             in_flight = 0
             buffered = False  # (the connection refuses a command after unread bytes)
@@ -277,20 +305,19 @@ class Client(SyncCommands):
                 # Keep one window in flight while reading the replies of the one before:
                 # the server never stalls waiting for us, and its replies never pile up.
                 if in_flight:
-                    self._read(events, in_flight, commands, buffered)
+                    self._read(events, in_flight, wait, buffered)
                     buffered = True
                 in_flight = len(window)
-            self._read(events, in_flight, commands, buffered)
+            self._read(events, in_flight, wait, buffered)
         except BaseException as error:
             self._fail(error)
         self._used_at = _monotonic()
         return events
 
-    def _read(
-        self, events: list[Event], count: int, commands: list[Command], buffered: bool
-    ) -> None:
-        """Read the next ``count`` replies of ``commands`` into ``events``; with ``buffered``
-        False nothing is buffered yet, so the first one is read from the socket at once."""
+    def _read(self, events: list[Event], count: int, wait: float | None, buffered: bool) -> None:
+        """Read the next ``count`` replies of a batch into ``events``, each within ``wait``;
+        with ``buffered`` False nothing is buffered yet, so the first one is read from the
+        socket at once."""
         sock = self._sock
         conn = self._conn
         assert sock is not None
@@ -298,7 +325,7 @@ class Client(SyncCommands):
             event = conn.next_event() if buffered else NEED_DATA
             buffered = True
             if event is NEED_DATA:
-                event = self._receive(sock, commands)
+                event = self._rest(sock, wait, _monotonic(), False)
             if type(event) is Closed:
                 raise ConnectionClosedError("server closed the connection")
             events.append(event)  # type: ignore[arg-type]

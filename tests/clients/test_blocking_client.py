@@ -6,6 +6,7 @@ Plain ``def`` tests; every client gets an explicit ``timeout`` so no test can ha
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from standin import LIMIT, Peer, StandIn
@@ -64,3 +65,54 @@ def test_context_manager_connects_and_closes(beanstalkd: BeanstalkdServer) -> No
         again = observer.reserve(timeout=10)
         assert again is not None
         assert again.id == job_id
+
+
+def _dripping(reply: bytes, pace: float) -> Callable[[Peer], bytes]:
+    """A script that reads one command and sends ``reply`` one byte at a time, ``pace``
+    seconds apart (a hostile or broken server), until the client closes; it returns what
+    it sent by then."""
+
+    def script(peer: Peer) -> bytes:
+        peer.command()
+        sent = b""
+        for byte in reply:
+            peer.sock.settimeout(pace)  # the pace: the client may close meanwhile
+            try:
+                if peer.sock.recv(1) == b"":
+                    return sent
+            except TimeoutError:
+                pass
+            except OSError:
+                return sent
+            peer.send(bytes([byte]))
+            sent += bytes([byte])
+        peer.sock.settimeout(LIMIT)
+        peer.closes()
+        return sent
+
+    return script
+
+
+@pytest.mark.parametrize(
+    ("call", "reply"),
+    [
+        (lambda client: client.put("x"), b"INSERTED 77\r\n"),
+        (lambda client: client.stats(), b"OK 10\r\nid: 1\nx: 2\r\n"),
+        (lambda client: client.reserve(timeout=0), b"RESERVED 5 3\r\nabc\r\n"),
+        (lambda client: client.put_many(["x"]), b"INSERTED 77\r\n"),
+    ],
+    ids=["put", "stats", "reserve", "put_many"],
+)
+def test_a_dripping_reply_times_out_as_a_whole(
+    call: Callable[[jackstalk.Client], object], reply: bytes
+) -> None:
+    # Each byte comes well within the timeout, the whole reply long after it: the timeout
+    # bounds the whole reply, so the call raises instead of waiting for the last byte.
+    with StandIn(_dripping(reply, pace=0.3)) as standin:
+        client = jackstalk.Client(standin.address, timeout=1.0, connect_timeout=LIMIT)
+        with pytest.raises(TimeoutError):
+            call(client)
+        client.close()
+    sent = standin.results[0]
+    assert isinstance(sent, bytes)
+    assert sent != reply  # the client gave up before the reply was whole

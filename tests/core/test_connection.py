@@ -701,3 +701,101 @@ def test_import_jackstalk_imports_no_io_modules() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+# ------------------------------------------------------------------ reply size bounds
+
+
+def test_a_job_body_over_max_body_is_refused_before_it_is_read() -> None:
+    conn = Connection(max_body=1000)
+    conn.send(Reserve())
+    conn.receive_data(b"RESERVED 1 1001\r\n")
+    with pytest.raises(jackstalk.ReplyTooLargeError, match="1001-byte job body"):
+        conn.next_event()
+    assert conn.state is ConnectionState.ERROR
+    within = Connection(max_body=1000)
+    within.send(Reserve())
+    within.receive_data(b"RESERVED 1 1000\r\n" + b"x" * 1000 + b"\r\n")
+    assert within.next_event() == Reserved(1, b"x" * 1000)
+
+
+def test_a_document_is_bounded_apart_from_job_bodies() -> None:
+    # Stats and lists may exceed a small max_body (a client's max_job_size): they have
+    # their own bound, 16 MiB by default.
+    conn = Connection(max_body=10)
+    conn.send(Stats())
+    conn.receive_data(b"OK 20\r\n---\nid: 123456789012\r\n")
+    assert conn.next_event() == Ok(b"---\nid: 123456789012")
+    assert conn.max_document == 16 * 2**20
+    small = Connection(max_document=10)
+    small.send(Stats())
+    small.receive_data(b"OK 11\r\n")
+    with pytest.raises(jackstalk.ReplyTooLargeError, match="11-byte document"):
+        small.next_event()
+
+
+def test_a_large_body_is_read_at_about_its_own_size() -> None:
+    import tracemalloc
+
+    size = 8 * 2**20
+    chunk = b"x" * 65536
+    conn = Connection()
+    conn.send(Reserve())
+    tracemalloc.start()
+    try:
+        conn.receive_data(b"RESERVED 7 %d\r\n" % size + chunk)
+        assert conn.next_event() is NEED_DATA
+        for _ in range(size // len(chunk) - 1):
+            conn.receive_data(chunk)
+            assert conn.next_event() is NEED_DATA
+        _, reading = tracemalloc.get_traced_memory()
+        conn.receive_data(b"\r\n")
+        event = conn.next_event()
+        _, whole = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(event, Reserved)
+    assert event.id == 7
+    assert event.body == b"x" * size
+    # While it arrives, the body is held once (a growing buffer would copy it as it grows);
+    # handing it out as bytes copies it once more.
+    assert reading < 1.1 * size, reading
+    assert whole < 2.1 * size, whole
+    assert conn.idle
+
+
+@pytest.mark.parametrize("size", [65536, 65537, 200_000])
+@pytest.mark.parametrize("piece", [1, 999, 65536, 10**6])
+def test_large_bodies_read_alike_in_any_pieces(size: int, piece: int) -> None:
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    wire = Reserved(1, body).encode() + b"DELETED\r\n" + Found(2, b"ab").encode()
+    if piece == 1:
+        pieces = [
+            wire[:100],
+            wire[100:-30],
+            *(wire[i : i + 1] for i in range(len(wire) - 30, len(wire))),
+        ]
+    else:
+        pieces = [wire[start : start + piece] for start in range(0, len(wire), piece)]
+    conn = pending_connection(Reserve(), Delete(1), Peek(2))
+    events = []
+    for chunk in pieces:
+        conn.receive_data(chunk)
+        events += drain(conn)
+    assert events == [Reserved(1, body), Deleted(), Found(2, b"ab")]
+
+
+def test_a_large_body_cut_short_by_the_end_of_the_stream() -> None:
+    conn = pending_connection(Reserve())
+    conn.receive_data(b"RESERVED 1 100000\r\n" + b"x" * 5000)
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(b"")
+    with pytest.raises(ConnectionClosedError):
+        conn.next_event()
+
+
+def test_a_large_body_without_its_crlf_is_refused() -> None:
+    conn = pending_connection(Reserve())
+    conn.receive_data(b"RESERVED 1 100000\r\n" + b"x" * 100000 + b"XY")
+    with pytest.raises(ProtocolError, match="not followed"):
+        conn.next_event()

@@ -41,6 +41,7 @@ class Case:
     before: bytes = b""
     commands: int = 1
     options: dict[str, Any] = field(default_factory=dict)
+    error: type[jackstalk.ProtocolError] = jackstalk.ProtocolError
 
     def script(self, peer: Peer) -> bool:
         if self.before:
@@ -73,6 +74,28 @@ CASES: dict[str, Case] = {
     "reserved-99999999999": Case("reserve", reply=b"RESERVED 1 99999999999\r\n", flood=DIGITS),
     "reserved-1GiB-plus-1": Case("reserve", reply=b"RESERVED 1 1073741825\r\n", flood=DIGITS),
     "found-huge": Case("peek", (1,), reply=b"FOUND 1 99999999999\r\n", flood=DIGITS),
+    # Bodies a real server may hold, but larger than the client takes: refused before a
+    # byte of them is read (a job body over max_job_size, a document over 16 MiB).
+    "reserved-1GiB": Case(
+        "reserve",
+        reply=b"RESERVED 1 1073741824\r\n",
+        flood=DIGITS,
+        error=jackstalk.ReplyTooLargeError,
+    ),
+    "reserved-over-max-job-size": Case(
+        "reserve", reply=b"RESERVED 1 65536\r\n", flood=DIGITS, error=jackstalk.ReplyTooLargeError
+    ),
+    "found-over-max-job-size": Case(
+        "peek",
+        (1,),
+        reply=b"FOUND 1 1001\r\n",
+        flood=DIGITS,
+        options={"max_job_size": 1000},
+        error=jackstalk.ReplyTooLargeError,
+    ),
+    "ok-over-16MiB": Case(
+        "stats", reply=b"OK 16777217\r\n", flood=DIGITS, error=jackstalk.ReplyTooLargeError
+    ),
     "ok-huge": Case("stats", reply=b"OK 99999999999\r\n", flood=DIGITS),
     "ok-twenty-one-digits": Case("stats", reply=b"OK " + b"9" * 21 + b"\r\n", flood=DIGITS),
     # Endless lines: no CRLF, for ever.
@@ -113,7 +136,7 @@ async def test_hostile_server(transport: str, name: str) -> None:
         try:
             tracemalloc.start()
             try:
-                with pytest.raises(jackstalk.ProtocolError):
+                with pytest.raises(case.error):
                     await driver.call(case.call, *case.args)
                 _, peak = tracemalloc.get_traced_memory()
             finally:

@@ -116,7 +116,7 @@ class AsyncTransport(AsyncCommands):
     async def _open(self) -> None:
         await self._open_stream()
         self._connected = True
-        self._conn = Connection(max_body=2**30)
+        self._conn = Connection(max_body=self.max_job_size)
         self._ready = False
         restore = self._restore_commands()
         if restore:

@@ -35,7 +35,9 @@ class ClientBase:
     bytes in and out). ``use``/``watch``: the tube to use and the tube(s) to watch, set on
     every (re)connection. ``parse_yaml``: ``True`` parses stats and lists into dicts and lists
     with typed values, ``False`` returns the raw text, a callable is given the text.
-    ``max_job_size``: the largest body ``put`` accepts (the server's ``-z``, 65535 by default).
+    ``max_job_size``: the largest job body ``put`` sends and a reserve or peek takes (the
+    server's ``-z``, 65535 by default); a larger reply raises :class:`ReplyTooLargeError`
+    before its body is read.
     ``ssl``: an :class:`ssl.SSLContext` to speak TLS (to a TLS terminator in front of
     beanstalkd); the certificate is checked against the address's host. ``codec="json"``:
     ``put`` takes any JSON-serialisable value and jobs come back with the decoded value as

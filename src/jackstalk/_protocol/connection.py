@@ -18,15 +18,29 @@ from typing import Any, Final
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
-from jackstalk._protocol.errors import ConnectionClosedError, JackstalkError, ProtocolError
+from jackstalk._protocol.errors import (
+    ConnectionClosedError,
+    JackstalkError,
+    ProtocolError,
+    ReplyTooLargeError,
+)
 
-__all__ = ["MAX_LINE", "Connection", "ConnectionState"]
+__all__ = ["DEFAULT_MAX_BODY", "DEFAULT_MAX_DOCUMENT", "MAX_LINE", "Connection", "ConnectionState"]
 
 MAX_LINE = 224
 """The protocol's longest line, ``\\r\\n`` included (beanstalkd's own limit)."""
 
 DEFAULT_MAX_BODY = 2**30
 """1 GiB: beanstalkd's own ceiling for ``max-job-size``."""
+
+DEFAULT_MAX_DOCUMENT = 16 * 2**20
+"""16 MiB: the largest stats or list document (an ``OK`` reply) accepted by default; a
+list of 10,000 tubes of 200-character names is 2 MiB."""
+
+_PREALLOCATE = 64 * 1024
+"""A declared body larger than this is read into a buffer of exactly its size, allocated
+once, so that reading it holds about 1x its size (a growing buffer would copy it again and
+again)."""
 
 _U64_MAX = 2**64 - 1
 _CLOSED = e.Closed()
@@ -113,7 +127,9 @@ def _tube(field: bytes) -> str:
         raise ProtocolError(f"malformed tube name {field!r} in reply") from None
 
 
-def _quick_reply(command: c.Command, buf: bytes, max_body: int) -> e.Event | None:
+def _quick_reply(
+    command: c.Command, buf: bytes, max_body: int, max_document: int
+) -> e.Event | None:
     """The reply ``buf`` holds when it is exactly one whole reply that ``command`` may get and
     one of the commonest (INSERTED, RESERVED, OK, a one-word reply), parsed by its known
     layout; None for anything else (several replies, a reply split across reads, a reply the
@@ -163,7 +179,7 @@ def _quick_reply(command: c.Command, buf: bytes, max_body: int) -> e.Event | Non
             start = end + 2
             if (
                 len(buf) == start + size + 2  # then this is the only reply
-                and size <= max_body
+                and size <= max_document
                 and b"OK" in command.replies
             ):
                 ok: e.Ok = _new(_Ok)
@@ -179,12 +195,16 @@ def _quick_reply(command: c.Command, buf: bytes, max_body: int) -> e.Event | Non
 class Connection:
     """The client side of one beanstalkd connection, without I/O.
 
-    ``max_body`` bounds the body a reply may declare; a larger one raises
-    :class:`ProtocolError` before a byte of it is buffered.
+    ``max_body`` bounds the job body a reply (``RESERVED``, ``FOUND``) may declare, and
+    ``max_document`` the stats or list document (``OK``); a larger one raises
+    :class:`ReplyTooLargeError` (a :class:`ProtocolError`) before a byte of it is buffered.
+    A large body is read into a buffer of its exact size, so reading it holds about 1x it.
     """
 
     __slots__ = (
         "_body_len",
+        "_body_buf",
+        "_body_have",
         "_body_word",
         "_body_id",
         "_buf",
@@ -192,6 +212,7 @@ class Connection:
         "_error",
         "_header_end",
         "_max_body",
+        "_max_document",
         "_pending",
         "_scan",
         "_state",
@@ -199,8 +220,11 @@ class Connection:
         "_watching",
     )
 
-    def __init__(self, *, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self, *, max_body: int = DEFAULT_MAX_BODY, max_document: int = DEFAULT_MAX_DOCUMENT
+    ) -> None:
         self._max_body = v.integer(max_body, "max_body", 0, 2**63 - 1)
+        self._max_document = v.integer(max_document, "max_document", 0, 2**63 - 1)
         self._buf: bytes | bytearray = b""
         self._scan = 0
         self._eof = False
@@ -214,6 +238,10 @@ class Connection:
         self._body_word = b""
         self._body_id = 0
         self._header_end = 0
+        # A large body being read into its own buffer (see _PREALLOCATE): the buffer, and
+        # how many of its bytes (body and final CRLF) have arrived.
+        self._body_buf: bytearray | None = None
+        self._body_have = 0
 
     # ------------------------------------------------------------------ state
 
@@ -239,8 +267,13 @@ class Connection:
 
     @property
     def max_body(self) -> int:
-        """The largest reply body accepted."""
+        """The largest job body a reply may carry."""
         return self._max_body
+
+    @property
+    def max_document(self) -> int:
+        """The largest stats or list document a reply may carry."""
+        return self._max_document
 
     # ------------------------------------------------------------------ sending
 
@@ -297,7 +330,7 @@ class Connection:
             and not self._pending
             and not self._buf
         ):
-            event = _quick_reply(command, data, self._max_body)
+            event = _quick_reply(command, data, self._max_body, self._max_document)
             if event is not None:
                 return event
         self.send(command)
@@ -319,6 +352,10 @@ class Connection:
         if data:
             if self._eof:
                 raise RuntimeError("received data after the end of the stream")
+            if self._body_buf is not None:
+                data = self._fill_body(data)
+                if not data:
+                    return
             buf = self._buf
             if not buf:
                 # The common case: a read holds whole replies. Keep the bytes object as it
@@ -330,6 +367,23 @@ class Connection:
                 buf += data
         else:
             self._eof = True
+
+    def _fill_body(self, data: bytes) -> bytes:
+        """Copy what ``data`` holds of the large body being read into its buffer; return
+        the rest (the replies after it)."""
+        body = self._body_buf
+        assert body is not None
+        have = self._body_have
+        need = len(body) - have
+        if len(data) <= need:
+            body[have : have + len(data)] = data
+            self._body_have = have + len(data)
+            return b""
+        with memoryview(data) as view:
+            body[have:] = view[:need]
+            rest = bytes(view[need:])
+        self._body_have = len(body)
+        return rest
 
     def _consume(self, size: int) -> None:
         """Drop the first ``size`` bytes of the buffer (one reply)."""
@@ -351,6 +405,7 @@ class Connection:
     def _fail(self, error: JackstalkError) -> JackstalkError:
         self._state = ConnectionState.ERROR
         self._error = error
+        self._body_buf = None  # a large body half read is of no more use
         return error
 
     def next_event(self) -> e.Event | e.Closed | e.NeedDataType:
@@ -367,7 +422,7 @@ class Connection:
         if not (buf and pending and self._body_len < 0):
             return self._not_a_line()
         if type(buf) is bytes:
-            event = _quick_reply(pending[0], buf, self._max_body)
+            event = _quick_reply(pending[0], buf, self._max_body, self._max_document)
             if event is not None:
                 self._buf = b""
                 pending.popleft()
@@ -413,6 +468,8 @@ class Connection:
     def _not_a_line(self) -> e.Event | e.Closed | e.NeedDataType:
         """:meth:`next_event` when no reply line can be parsed now: nothing buffered, the
         end of the stream, bytes nobody asked for, or the rest of a reply body."""
+        if self._body_buf is not None:
+            return self._finish_large_body()
         if not self._buf and not self._eof:
             return _NEED_DATA  # (a transport asking before it reads: nothing to parse yet)
         if self._body_len >= 0:
@@ -454,15 +511,48 @@ class Connection:
         self, word: bytes, fields: list[bytes], header_end: int
     ) -> e.Event | e.NeedDataType:
         size = _number(fields[-1], 0)
-        if size > self._max_body:
-            raise ProtocolError(
-                f"reply declares a {size}-byte body, over max_body {self._max_body}"
+        if word == b"OK":
+            if size > self._max_document:
+                raise ReplyTooLargeError(
+                    f"the reply declares a {size}-byte document,"
+                    f" over max_document {self._max_document}"
+                )
+        elif size > self._max_body:
+            raise ReplyTooLargeError(
+                f"the reply declares a {size}-byte job body, over max_body {self._max_body}"
+                " (a client's max_job_size: raise it to take such jobs)"
             )
         self._body_id = _number(fields[1], 1) if word != b"OK" else 0
         self._body_word = word
         self._body_len = size
         self._header_end = header_end
+        buf = self._buf
+        if size > _PREALLOCATE and len(buf) < header_end + size + 2:
+            # All that follows the header is this body: move it to a buffer of the body's
+            # own size, which the rest of it fills in place.
+            body = bytearray(size + 2)
+            have = len(buf) - header_end
+            with memoryview(buf) as view:
+                body[:have] = view[header_end:]
+            self._buf = b""
+            self._scan = 0
+            self._body_buf = body
+            self._body_have = have
+            return self._finish_large_body()
         return self._finish_body()
+
+    def _finish_large_body(self) -> e.Event | e.NeedDataType:
+        body = self._body_buf
+        assert body is not None
+        if self._body_have < len(body):
+            if self._eof:
+                raise self._fail(self._closed_error())
+            return e.NEED_DATA
+        if body[-2:] != b"\r\n":
+            raise self._fail(ProtocolError("reply body is not followed by \\r\\n"))
+        del body[-2:]
+        self._body_buf = None
+        return self._body_event(bytes(body))
 
     def _finish_body(self) -> e.Event | e.NeedDataType:
         buf = self._buf
@@ -478,6 +568,10 @@ class Connection:
         with memoryview(buf) as view:
             body = bytes(view[start:stop])
         self._consume(stop + 2)
+        return self._body_event(body)
+
+    def _body_event(self, body: bytes) -> e.Event:
+        """The reply whose body just arrived whole."""
         self._body_len = -1
         self._pending.popleft()
         word = self._body_word

@@ -33,6 +33,7 @@ __all__ = [
     "NotIgnoredError",
     "OutOfMemoryError",
     "ProtocolError",
+    "ReplyTooLargeError",
     "ServerError",
     "TimedOutError",
     "UnknownCommandError",
@@ -68,6 +69,12 @@ class ProtocolError(JackstalkError):
 
     The connection that raised it is in a terminal error state: every later call raises.
     """
+
+
+class ReplyTooLargeError(ProtocolError):
+    """A reply declared a body larger than the client accepts (its ``max_job_size`` for a
+    job, 16 MiB for a stats or list document). Raised before a byte of the body is read;
+    the connection is closed, so a job it carried goes back to ready on the server."""
 
 
 class ConnectionClosedError(JackstalkError, ConnectionError):
