@@ -48,9 +48,9 @@ class Client(SyncCommands):
     ``timeout`` is how long to wait for a reply beyond what the command itself waits
     (``reserve(timeout=5)`` waits up to 5 s plus ``timeout``; a plain ``reserve()`` waits as
     long as it takes). It bounds the whole reply, however its bytes trickle in: a reply that
-    is not whole in time raises :class:`TimeoutError` and closes the connection. ``connect_timeout`` bounds connecting. The connection opens on
-    first use and, after a failure, again on the next call, restoring the used tube and the
-    watch list. A client is not thread-safe: give each thread its own.
+    is not whole in time raises :class:`TimeoutError` and closes the connection.
+    ``connect_timeout`` bounds connecting. The connection opens on first use and, after a
+    failure, again on the next call, restoring the used tube and the watch list. A client is not thread-safe: give each thread its own.
     """
 
     def __init__(
