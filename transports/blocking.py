@@ -50,7 +50,8 @@ class Client(SyncCommands):
     long as it takes). It bounds the whole reply, however its bytes trickle in: a reply that
     is not whole in time raises :class:`TimeoutError` and closes the connection.
     ``connect_timeout`` bounds connecting. The connection opens on first use and, after a
-    failure, again on the next call, restoring the used tube and the watch list. A client is not thread-safe: give each thread its own.
+    failure, again on the next call, restoring the used tube and the watch list. A client
+    is not thread-safe: give each thread its own.
     """
 
     def __init__(
