@@ -273,7 +273,7 @@ class _Job:
         self.created = now
         self.state = _INVALID
         self.key: _Key | None = None
-        self.counts = _NO_COUNTS
+        self.counts: tuple[int, ...] = _NO_COUNTS
 
     @property
     def deadline(self) -> float:
@@ -285,7 +285,7 @@ class _Job:
     def bump(self, which: int) -> None:
         """Add one to a counter (``_RESERVES`` ... ``_KICKS``)."""
         counts = self.counts
-        self.counts = counts[:which] + (counts[which] + 1,) + counts[which + 1 :]
+        self.counts = (*counts[:which], counts[which] + 1, *counts[which + 1 :])
 
 
 class _Conn:

@@ -5,13 +5,17 @@ the bytes to send back::
 
     conn = hub.connect()
     hub.receive_data(conn, data, now)         # b"" when the client closed its end
-    out = hub.run(conn, now)                  # replies to write (may be b"")
+    out = hub.run(conn, now, commands=32)     # replies to write (may be b"")
+    hub.more(conn)                            # stopped at the bound: call run again
     hub.closing(conn)                         # after quit or end of stream: close it
     for other in hub.take_woken(): ...        # connections that have replies to pick up
     hub.tick(now); hub.next_deadline()        # time-driven replies, and when to tick next
 
 Like beanstalkd, a connection runs no command while its reserve waits, and a transport
 should stop calling :meth:`run` for a connection while its earlier replies are unsent.
+beanstalkd writes each reply before it runs the next command, so once the client has
+closed its end (when a write can fail), a transport should take one reply per call
+(``limit=1``) and stop at the first write that fails.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ _NEED_DATA = e.NEED_DATA
 
 
 class _Peer:
-    __slots__ = ("closing", "out", "parser", "put_begun")
+    __slots__ = ("closing", "out", "parser", "put_begun", "starved")
 
     def __init__(self, max_job_size: int) -> None:
         self.parser = ServerConnection(max_job_size=max_job_size)
         self.out = bytearray()
         self.closing = False
         self.put_begun = False
+        self.starved = True  # the last run stopped for want of bytes
 
 
 class Hub:
@@ -72,6 +77,7 @@ class Hub:
         if peer is None or peer.closing:
             return
         peer.parser.receive_data(data)
+        peer.starved = False
         if not data:
             reply = self.engine.cancel(conn, now)
             if reply is not None:
@@ -79,11 +85,12 @@ class Hub:
                 self._woken[conn] = None
             self._collect(now)
 
-    def run(self, conn: int, now: float, limit: int = 65536) -> bytes:
+    def run(self, conn: int, now: float, limit: int = 65536, *, commands: int = -1) -> bytes:
         """Run the client's pending commands; return the bytes to send it.
 
         Stops when the parser needs more bytes, a reserve waits, the connection is to be
-        closed, or about ``limit`` bytes of replies are ready.
+        closed, about ``limit`` bytes of replies are ready, or ``commands`` lines have
+        run (no bound when negative); :meth:`more` then says whether to call again.
         """
         peer = self._peers.get(conn)
         if peer is None:
@@ -91,25 +98,19 @@ class Hub:
         out = peer.out
         engine = self.engine
         parser = peer.parser
-        while not peer.closing and len(out) < limit and not engine.waiting(conn):
+        while commands and not peer.closing and len(out) < limit and not engine.waiting(conn):
             item = parser.next_event()
             if item is _NEED_DATA:
-                if not peer.put_begun:
-                    # beanstalkd counts a put (and makes its job) as soon as the line
-                    # parses, though the reply waits for the body.
-                    header = parser.pending_put
-                    if header is not None:
-                        peer.put_begun = True
-                        engine.begin_put(conn, *header, now)
-                    elif parser.skipping:
-                        peer.put_begun = True
-                        engine.count(conn, c.Put)
+                peer.starved = True
+                self._begin_put(conn, peer, now)
                 break
+            commands -= 1
             if peer.put_begun:
                 peer.put_begun = False
                 if isinstance(item, Rejected) and item.counted:
                     item = replace(item, counted=False)  # counted already
             if isinstance(item, e.Closed):
+                self._begin_put(conn, peer, now)  # its line came before the end of stream
                 peer.closing = True
                 engine.disconnect(conn, now)
                 break
@@ -130,6 +131,20 @@ class Hub:
         out.clear()
         return data
 
+    def _begin_put(self, conn: int, peer: _Peer, now: float) -> None:
+        """beanstalkd counts a put (and makes its job) as soon as its line parses, though
+        the reply waits for the body: do that once the parser stops inside a body."""
+        if peer.put_begun:
+            return
+        parser = peer.parser
+        header = parser.pending_put
+        if header is not None:
+            peer.put_begun = True
+            self.engine.begin_put(conn, *header, now)
+        elif parser.skipping:
+            peer.put_begun = True
+            self.engine.count(conn, c.Put)
+
     def closing(self, conn: int) -> bool:
         """True once the connection is to be closed (after ``quit`` or end of stream),
         as soon as what :meth:`run` returned is written. Unknown connections count too."""
@@ -140,10 +155,30 @@ class Hub:
         """True while the connection's reserve waits for a job."""
         return self.engine.waiting(conn)
 
-    def buffered(self, conn: int) -> int:
-        """Bytes received from the client and not run yet (to bound reading ahead)."""
+    def more(self, conn: int) -> bool:
+        """True when the last :meth:`run` stopped at its bound, with commands maybe left."""
         peer = self._peers.get(conn)
-        return 0 if peer is None else peer.parser.buffered
+        return (
+            peer is not None
+            and not peer.starved
+            and not peer.closing
+            and not self.engine.waiting(conn)
+        )
+
+    def buffered(self, conn: int) -> int:
+        """Bytes received from the client and not run yet, to bound reading ahead.
+
+        The body of a put whose line has run does not count (a transport must let it all
+        in, up to the largest job size, or the put would never complete).
+        """
+        peer = self._peers.get(conn)
+        if peer is None:
+            return 0
+        parser = peer.parser
+        header = parser.pending_put
+        if header is None:
+            return parser.buffered
+        return max(parser.buffered - header[3] - 2, 0)
 
     def idle(self, conn: int) -> bool:
         """True when the connection has no unparsed bytes and no half-received put."""
