@@ -7,13 +7,21 @@ delete on success, release with exponential backoff or bury after too many attem
 failure, bury on an undecodable body, and sending the delete of a finished job together with
 the reserve of the next one in a single write. The drivers only run the steps: blocking
 (:meth:`Worker.run`), asyncio (:meth:`Worker.run_asyncio`) and trio (:meth:`Worker.run_trio`).
+
+Shutdown is the drivers' part: the first SIGINT or SIGTERM (or :meth:`Worker.stop`) stops
+reserving and gives running handlers ``grace`` seconds; then they are cancelled, which
+closes their connections and so hands their jobs back to the server, and the run method
+returns. A second signal cancels them at once, and the run method raises
+``SystemExit(128 + signal number)``. Either is logged as one line, without a traceback.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import signal
+import sys
 import threading
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
@@ -38,6 +46,9 @@ __all__ = ["Worker"]
 log = logging.getLogger("jackstalk.worker")
 
 Handler = Callable[..., Any]
+Hook = Callable[[Any, BaseException], Any]
+"""``on_failure``/``on_bury``: called with the job and the exception; an async worker awaits
+what it returns when that is awaitable."""
 
 
 @dataclass(slots=True)  # (not frozen: a frozen dataclass is slower to build, every cycle)
@@ -53,6 +64,33 @@ class Handle:
 
     handler: Handler
     job: Job | AsyncJob
+
+
+@dataclass(slots=True)
+class Notify:
+    """Step: call ``hook(job, error)`` (awaiting it in an async driver); return the exception
+    it raised, or None."""
+
+    hook: Hook
+    job: Job | AsyncJob
+    error: BaseException
+
+
+class _Interrupted(BaseException):
+    """Raised in the blocking worker's thread to cut a running handler short: by a second
+    signal (``number`` is the signal), or when the grace period ends (``number`` is None).
+    A BaseException, so that a handler's ``except Exception`` does not swallow it."""
+
+    def __init__(self, number: int | None) -> None:
+        super().__init__(number)
+        self.number = number
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 _SETTLING_REPLIES = (e.Deleted, e.Released, e.Buried, e.NotFound)
@@ -122,7 +160,17 @@ class Worker:
 
     ``concurrency`` (async only) runs that many handlers at once, each slot with its own
     connection. ``poll`` is how often (seconds) a waiting slot checks for shutdown;
-    ``grace`` is how long shutdown waits for running handlers before releasing their jobs.
+    ``grace`` is how long shutdown waits for running handlers before cancelling them and
+    releasing their jobs (on the blocking worker: when :meth:`run` runs in the main thread,
+    the only one a running handler can be interrupted in). A second SIGINT or SIGTERM
+    cancels them at once; the run method then raises ``SystemExit(128 + signal number)``.
+
+    ``on_failure(job, error)`` is called each time a handler raises, before the job is
+    released or buried; ``on_bury(job, error)`` each time the worker buries a job (after
+    ``max_attempts``, with the handler's last exception, or for a body that does not decode,
+    with the :class:`BodyDecodeError` and the body as bytes), once the server confirmed it.
+    Both are for metrics and alerting: an async worker awaits what they return when it is
+    awaitable, and an exception they raise is logged and otherwise ignored.
     Client options (``encoding``, ``parse_yaml`` ...) go in ``client_options``.
     """
 
@@ -138,6 +186,8 @@ class Worker:
         backoff_cap: float = 3600.0,
         poll: int = 1,
         grace: float = 30.0,
+        on_failure: Hook | None = None,
+        on_bury: Hook | None = None,
         **client_options: Any,
     ) -> None:
         if callable(handlers):
@@ -162,16 +212,26 @@ class Worker:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.poll = v.integer(poll, "poll", 0, 3600)
+        if not grace >= 0:
+            raise InvalidArgument("grace must be a number of seconds, 0 or more")
         self.grace = grace
+        for name, hook in (("on_failure", on_failure), ("on_bury", on_bury)):
+            if hook is not None and not callable(hook):
+                raise InvalidArgument(f"{name} must be callable or None")
+        self.on_failure = on_failure
+        self.on_bury = on_bury
         self.client_options = client_options
         self._stopping = False
         self._wake: Callable[[], None] | None = None
+        self._force: Callable[[], None] | None = None
+        self._forced: int | None = None  # the second signal, which cut the shutdown short
+        self._busy = 0  # handlers running now
         self.processed = 0
         """Jobs handled so far (succeeded or not)."""
 
     def stop(self) -> None:
         """Ask the worker to stop: it reserves no more jobs and returns once the running
-        handlers finish (or the grace period ends)."""
+        handlers finish, or once the grace period ends and they are cancelled."""
         self._stopping = True
         if self._wake is not None:
             self._wake()
@@ -192,7 +252,7 @@ class Worker:
 
     def _procedure(
         self, client: ClientBase, wrap: type[WorkerJob] | type[AsyncWorkerJob]
-    ) -> Generator[Execute | Handle, Any, None]:
+    ) -> Generator[Execute | Handle | Notify, Any, None]:
         """One slot's loop; see the module docstring."""
         settle: c.Command | None = None  # the last job's delete, release or bury, unsent
         reserve = c.ReserveWithTimeout(self.poll)
@@ -218,7 +278,11 @@ class Worker:
                 job: WorkerJob | AsyncWorkerJob = client._job(reply.id, reply.body, wrap)
             except BodyDecodeError as error:
                 log.error("burying job %d: %s", reply.id, error)
-                settle = c.Bury(reply.id, c.DEFAULT_PRIORITY)
+                bury = c.Bury(reply.id, c.DEFAULT_PRIORITY)
+                if self.on_bury is None:
+                    settle = bury  # sent with the next reserve
+                else:
+                    yield from self._bury_now(execute, bury, error.job, error)
                 continue
             handler = self._default
             if handler is None or len(self._handlers) > 1:
@@ -233,12 +297,15 @@ class Worker:
                 handle.job = job
             failure = yield handle
             self.processed += 1
+            if failure is None:
+                if not job._settled:
+                    settle = c.Delete(job.id)
+                continue
+            log.warning("job %d failed: %r", job.id, failure, exc_info=failure)
+            if self.on_failure is not None:
+                yield from self._notify(self.on_failure, "on_failure", job, failure)
             if job._settled:
                 continue
-            if failure is None:
-                settle = c.Delete(job.id)
-                continue
-            log.warning("job %d failed: %r", job.id, failure)
             execute.commands = [c.StatsJob(job.id)]
             (stats,) = yield execute
             if not isinstance(stats, e.Ok):
@@ -247,10 +314,35 @@ class Worker:
             priority = int(info.get("pri", c.DEFAULT_PRIORITY))
             if int(info.get("reserves", 1)) >= self.max_attempts:
                 log.error("burying job %d after %s attempts", job.id, info.get("reserves"))
-                settle = c.Bury(job.id, priority)
+                bury = c.Bury(job.id, priority)
+                if self.on_bury is None:
+                    settle = bury
+                else:
+                    yield from self._bury_now(execute, bury, job, failure)
             else:
                 delay = self._backoff(int(info.get("releases", 0)))
                 settle = c.Release(job.id, priority, delay)
+
+    def _bury_now(
+        self, execute: Execute, bury: c.Bury, job: Any, error: BaseException
+    ) -> Generator[Execute | Notify, Any, None]:
+        """Bury a job on its own (not with the next reserve), then call ``on_bury`` once the
+        server confirmed it: buries are rare, and the hook should see the job buried."""
+        execute.commands = [bury]
+        (reply,) = yield execute
+        if not isinstance(reply, e.Buried):
+            log.warning("bury of job %d got %r", job.id, reply)
+            return
+        assert self.on_bury is not None
+        yield from self._notify(self.on_bury, "on_bury", job, error)
+
+    def _notify(
+        self, hook: Hook, name: str, job: Any, error: BaseException
+    ) -> Generator[Notify, Any, None]:
+        """Have the driver call ``hook``; a hook that raises is logged, nothing more."""
+        problem = yield Notify(hook, job, error)
+        if problem is not None:
+            log.error("%s hook failed for job %d", name, job.id, exc_info=problem)
 
     def _handler_for(self, client: ClientBase, stats: e.Event) -> Handler:
         if not isinstance(stats, e.Ok):
@@ -261,54 +353,174 @@ class Worker:
             raise InvalidArgument(f"no handler for tube {tube!r}")
         return handler
 
+    # ------------------------------------------------------------------ shutdown
+
+    def _signalled(self, number: int) -> None:
+        """A SIGINT or SIGTERM reached an async driver (in its event loop, not in a raw
+        signal handler): the first one stops the worker, a second one forces the stop."""
+        name = _signal_name(number)
+        if not self._stopping:
+            log.info("%s: stopping; running handlers get %g s to finish", name, self.grace)
+            self.stop()
+            return
+        if self._forced is None:
+            self._forced = number
+            self._log_forced(number)
+            if self._force is not None:
+                self._force()
+
+    def _log_forced(self, number: int) -> None:
+        log.warning(
+            "second %s: stopping now; %d running handler(s) cancelled, their jobs go back"
+            " to ready (exit status %d)",
+            _signal_name(number),
+            self._busy,
+            128 + number,
+        )
+
+    def _log_grace_over(self) -> None:
+        if self._busy:
+            log.warning(
+                "grace period of %g s over: %d running handler(s) cancelled, their jobs go"
+                " back to ready",
+                self.grace,
+                self._busy,
+            )
+
+    def _finish(self) -> int:
+        """The run methods' ending: the number of jobs handled, or, after a second signal,
+        ``SystemExit(128 + signal number)`` (an exit status, and no traceback)."""
+        if self._forced is not None:
+            raise SystemExit(128 + self._forced)
+        log.info("worker stopped after %d job(s)", self.processed)
+        return self.processed
+
     # ------------------------------------------------------------------ blocking driver
 
     def run(self, client: Client | None = None) -> int:
         """Work on a blocking client until :meth:`stop`, SIGINT or SIGTERM; return the number
         of jobs handled. A handler runs in this thread: keep long jobs alive with
-        ``job.touch()``. Signal handlers are installed only in the main thread."""
+        ``job.touch()``. In the main thread, the first signal stops reserving, a handler
+        still running after ``grace`` seconds is interrupted, and a second signal interrupts
+        it at once and makes this raise ``SystemExit(128 + signal number)``; elsewhere no
+        signal handler is installed and a running handler is never interrupted."""
         if client is None:
             from jackstalk.transports.blocking import Client
 
             client = Client(self.address, **self._client_kwargs())
-        restore = self._install_signals()
+        log.info("worker started: watching %s", ", ".join(self.tubes))
+        quiet, restore = self._install_signals()
+        interrupted: _Interrupted | None = None
         try:
-            steps = self._procedure(client, WorkerJob)
-            result: Any = None
-            while True:
-                try:
-                    step = steps.send(result)
-                except StopIteration:
-                    break
-                if isinstance(step, Execute):
-                    result = client._execute_many(step.commands)
-                else:
-                    result = None
-                    try:
-                        step.handler(step.job)
-                    except Exception as error:
-                        result = error
+            try:
+                self._run_steps(client)
+            finally:
+                quiet()  # from here on, a signal is only noted
+        except _Interrupted as caught:
+            # A handler (or a wait) cut short: closing the connection hands its job back.
+            quiet()
+            interrupted = caught
         finally:
             restore()
             client.close()
-        return self.processed
+        if interrupted is not None and interrupted.number is None:
+            self._log_grace_over()
+        elif self._forced is not None:
+            self._log_forced(self._forced)
+        self._busy = 0
+        return self._finish()
 
-    def _install_signals(self) -> Callable[[], None]:
+    def _run_steps(self, client: Client) -> None:
+        """The blocking driver's loop: run the procedure's steps until it returns."""
+        steps = self._procedure(client, WorkerJob)
+        result: Any = None
+        while True:
+            try:
+                step = steps.send(result)
+            except StopIteration:
+                return
+            if isinstance(step, Execute):
+                result = client._execute_many(step.commands)
+            elif isinstance(step, Handle):
+                result = None
+                self._busy = 1
+                try:
+                    step.handler(step.job)
+                except Exception as error:
+                    result = error
+                self._busy = 0
+            else:
+                result = None
+                try:
+                    step.hook(step.job, step.error)
+                except Exception as error:
+                    result = error
+
+    def _install_signals(self) -> tuple[Callable[[], None], Callable[[], None]]:
+        """In the main thread: SIGINT and SIGTERM handlers, and a watcher thread that
+        interrupts a handler still running ``grace`` seconds after the stop.
+
+        Returns ``quiet`` (from then on a signal is only noted, never raised) and
+        ``restore`` (undo it all). The signal handler only sets flags or raises: it takes
+        no lock, so it cannot deadlock on whatever it interrupted."""
         if threading.current_thread() is not threading.main_thread():
-            return lambda: None
+            return (lambda: None), (lambda: None)
+        main = threading.main_thread().ident
+        asked = threading.Event()  # stop() was called
+        finished = threading.Event()  # run() is over
+        grace_over = False
+        loud = True
 
         def on_signal(number: int, frame: object) -> None:
-            if self._stopping:  # a second signal: stop now; open jobs go back to ready
-                raise KeyboardInterrupt
-            self.stop()
+            nonlocal grace_over
+            if grace_over:  # the watcher's own signal
+                grace_over = False
+                if loud and self._busy:
+                    raise _Interrupted(None)
+                return  # between jobs: the loop ends by itself
+            if not self._stopping:
+                self.stop()
+            elif self._forced is None:  # a second signal: stop now
+                self._forced = number
+                if loud:
+                    raise _Interrupted(number)
+
+        def watch() -> None:
+            nonlocal grace_over
+            asked.wait()
+            if finished.wait(self.grace if math.isfinite(self.grace) else None):
+                return
+            grace_over = True
+            # A signal to the main thread also ends a system call the handler waits in.
+            if sys.platform == "win32":  # pragma: no cover
+                import _thread
+
+                _thread.interrupt_main(signal.SIGINT)
+            else:
+                assert main is not None
+                signal.pthread_kill(main, signal.SIGINT)
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        watcher = threading.Thread(target=watch, name="jackstalk-worker-grace", daemon=True)
+        watcher.start()
+        self._wake = asked.set
+        if self._stopping:
+            asked.set()
+
+        def quiet() -> None:
+            nonlocal loud
+            loud = False
 
         def restore() -> None:
+            self._wake = None
+            finished.set()
+            asked.set()
+            watcher.join()
+            # (signal.signal runs a pending handler first: the watcher's, if it just fired.)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-        return restore
+        return quiet, restore
 
     # ------------------------------------------------------------------ async drivers
 
@@ -327,34 +539,54 @@ class Worker:
                     return
                 if isinstance(step, Execute):
                     result = await client._execute_many(step.commands)
-                else:
+                elif isinstance(step, Handle):
                     result = await run_handler(step)
+                else:
+                    result = await self._call_hook(step)
         finally:
             await client.close()
 
+    @staticmethod
+    async def _call_hook(step: Notify) -> BaseException | None:
+        try:
+            outcome = step.hook(step.job, step.error)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception as error:
+            return error
+        return None
+
     async def run_asyncio(self) -> int:
         """Work with ``concurrency`` asyncio clients until :meth:`stop`, SIGINT or SIGTERM;
-        return the number of jobs handled. Call :meth:`stop` from the event loop's thread."""
+        return the number of jobs handled, or raise ``SystemExit(128 + signal number)``
+        after a second signal. Call :meth:`stop` from the event loop's thread."""
         import asyncio
 
         from jackstalk.transports.asyncio import AsyncClient
 
         async def run_handler(step: Handle) -> BaseException | None:
             keepalive = asyncio.create_task(self._keepalive(step.job, asyncio.sleep))
+            self._busy += 1
             try:
                 await step.handler(step.job)
             except Exception as error:
                 return error
             finally:
+                self._busy -= 1
                 keepalive.cancel()
             return None
 
         stopped = asyncio.Event()
+        forced = asyncio.Event()
         self._wake = stopped.set
+        self._force = forced.set
         loop = asyncio.get_running_loop()
         signals = self._main_thread_signals()
         for number in signals:
-            loop.add_signal_handler(number, self.stop)
+            loop.add_signal_handler(number, self._signalled, number)
+        log.info("worker started: watching %s, %d slot(s)", ", ".join(self.tubes), self.concurrency)
+        drivers: list[asyncio.Task[None]] = []
+        waiters: list[asyncio.Future[Any]] = []
         try:
             drivers = [
                 asyncio.create_task(
@@ -362,61 +594,82 @@ class Worker:
                 )
                 for _ in range(self.concurrency)
             ]
-            finished: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*drivers))
-            watchdog: asyncio.Future[Any] = asyncio.ensure_future(stopped.wait())
-            await asyncio.wait([finished, watchdog], return_when=asyncio.FIRST_COMPLETED)
-            watchdog.cancel()
-            if not finished.done():
-                # Shutdown asked for: running handlers get the grace period, then they are
-                # cancelled; closing their connections gives their jobs back to the server.
-                await asyncio.wait([finished], timeout=self.grace)
-            if finished.done():
-                finished.result()  # a failure outside the handlers (say, no server) is raised
-            else:
-                for task in drivers:
-                    task.cancel()
-                await asyncio.gather(*drivers, return_exceptions=True)
-                finished.cancel()
+            stop_wait = asyncio.ensure_future(stopped.wait())
+            force_wait = asyncio.ensure_future(forced.wait())
+            all_done = asyncio.ensure_future(asyncio.wait(drivers))
+            waiters = [stop_wait, force_wait, all_done]
+            # A slot only returns once stopping: one that ends before is one that failed.
+            await asyncio.wait([*drivers, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+            if stopped.is_set():
+                # Running handlers get the grace period (a second signal ends it).
+                await asyncio.wait(
+                    [all_done, force_wait], timeout=self.grace, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not all_done.done() and not forced.is_set():
+                    self._log_grace_over()
         finally:
-            self._wake = None
+            # Whatever still runs is cancelled; closing its connection gives its job back.
+            left = [task for task in drivers if not task.done()]
+            for task in left:
+                task.cancel()
+            if left:
+                await asyncio.wait(left)
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake = self._force = None
             for number in signals:
                 loop.remove_signal_handler(number)
-        return self.processed
+        failure: BaseException | None = None
+        for task in drivers:
+            if not task.cancelled():
+                failure = failure or task.exception()  # (each one read: none is reported)
+        if failure is not None and self._forced is None:
+            raise failure  # a failure outside the handlers (say, no server)
+        return self._finish()
 
     async def run_trio(self) -> int:
         """Work with ``concurrency`` trio clients until :meth:`stop`, SIGINT or SIGTERM;
-        return the number of jobs handled. Call :meth:`stop` from trio's thread."""
+        return the number of jobs handled, or raise ``SystemExit(128 + signal number)``
+        after a second signal. Call :meth:`stop` from trio's thread."""
         import trio
 
         from jackstalk.transports.trio import TrioClient
 
         async def run_handler(step: Handle) -> BaseException | None:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._keepalive, step.job, trio.sleep)
-                try:
-                    await step.handler(step.job)
-                except Exception as error:
-                    return error
-                finally:
-                    nursery.cancel_scope.cancel()
+            self._busy += 1
+            try:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._keepalive, step.job, trio.sleep)
+                    try:
+                        await step.handler(step.job)
+                    except Exception as error:
+                        return error
+                    finally:
+                        nursery.cancel_scope.cancel()
+            finally:
+                self._busy -= 1
             return None
 
         stopped = trio.Event()
         self._wake = stopped.set
         work = trio.CancelScope()
+        self._force = work.cancel  # a second signal: cancel at once
 
         async def watchdog() -> None:
             await stopped.wait()
             # Running handlers get the grace period; then they are cancelled, and closing
             # their connections gives their jobs back to the server.
             await trio.sleep(self.grace)
+            if self._forced is None:
+                self._log_grace_over()
             work.cancel()
 
         async def on_signals() -> None:
             with trio.open_signal_receiver(*self._main_thread_signals()) as received:
-                async for _ in received:
-                    self.stop()
+                async for number in received:
+                    self._signalled(number)
 
+        log.info("worker started: watching %s, %d slot(s)", ", ".join(self.tubes), self.concurrency)
         try:
             async with trio.open_nursery() as outer:
                 outer.start_soon(watchdog)
@@ -429,8 +682,9 @@ class Worker:
                             nursery.start_soon(self._drive, client, run_handler)
                 outer.cancel_scope.cancel()
         finally:
-            self._wake = None
-        return self.processed
+            self._wake = self._force = None
+        # (Raised here, outside the nurseries, so that it reaches the caller unwrapped.)
+        return self._finish()
 
     @staticmethod
     def _main_thread_signals() -> tuple[signal.Signals, ...]:
