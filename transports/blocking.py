@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
 import struct
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Client"]
 
+log = logging.getLogger("jackstalk.client")
 _READ = 65536
 _LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
 
@@ -53,6 +55,8 @@ class Client(SyncCommands):
     failure, again on the next call, restoring the used tube and the watch list. A client
     is not thread-safe: give each thread its own.
     """
+
+    _connections = 0  # connections opened so far: a later one is a reconnect (for the log)
 
     def __init__(
         self,
@@ -136,6 +140,11 @@ class Client(SyncCommands):
                 self._opening = False
         self._ready = True
         self._used_at = _monotonic()
+        if self._connections:
+            log.info("reconnected to %s: use %r, watch %r", address, self._use, self._watch)
+        else:
+            log.debug("connected to %s: use %r, watch %r", address, self._use, self._watch)
+        self._connections += 1
 
     def close(self) -> None:
         """Close the connection; reserved jobs go back to ready. The next call reconnects."""
@@ -147,6 +156,7 @@ class Client(SyncCommands):
                 self._remember(self._conn.used, self._conn.watching)
             self._conn.abort()
             sock.close()
+            log.debug("closed the connection to %s", self.address)
 
     def __enter__(self) -> Client:
         self.connect()
@@ -206,6 +216,7 @@ class Client(SyncCommands):
             except OSError:
                 closed = True
             if closed:
+                log.info("the server closed the idle connection to %s", self.address)
                 self.close()
                 sock = None
         if sock is None:
@@ -335,6 +346,7 @@ class Client(SyncCommands):
         """Drop the connection after ``error`` cut a command short, and raise it for the
         caller: socket timeouts as :class:`TimeoutError`, other socket errors as
         :class:`ConnectionClosedError`. The command's outcome is unknown; it is not retried."""
+        log.info("dropping the connection to %s after %r", self.address, error)
         self.close()
         if isinstance(error, TimeoutError | BlockingIOError):  # the latter: SO_RCVTIMEO
             raise TimeoutError("no reply from the server in time; connection closed") from error

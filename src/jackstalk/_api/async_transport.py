@@ -9,6 +9,7 @@ an event loop library.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from types import TracebackType
 from typing import NoReturn, Self
@@ -21,6 +22,8 @@ from jackstalk._protocol.errors import ClientBusyError, ConnectionClosedError, J
 from jackstalk._protocol.events import NEED_DATA, Closed, Event
 
 __all__ = ["AsyncTransport", "CommandLock"]
+
+log = logging.getLogger("jackstalk.client")
 
 
 class CommandLock:
@@ -61,6 +64,7 @@ class AsyncTransport(AsyncCommands):
     """Reserves running or queued for the lock: a command issued now would wait behind them."""
     _lock: CommandLock | None = None
     _conn = Connection()
+    _connections = 0  # connections opened so far: a later one is a reconnect (for the log)
 
     # ---------------------------------------------------------------- the primitives
 
@@ -126,6 +130,11 @@ class AsyncTransport(AsyncCommands):
                 self._drop()  # not ready: what this connection confirmed is not remembered
                 raise
         self._ready = True
+        if self._connections:
+            log.info("reconnected to %s: use %r, watch %r", self.address, self._use, self._watch)
+        else:
+            log.debug("connected to %s: use %r, watch %r", self.address, self._use, self._watch)
+        self._connections += 1
 
     async def close(self) -> None:
         """Close the connection; reserved jobs go back to ready. The next call reconnects."""
@@ -139,6 +148,7 @@ class AsyncTransport(AsyncCommands):
                 self._remember(self._conn.used, self._conn.watching)
             self._conn.abort()
             self._abort_stream()
+            log.debug("closed the connection to %s", self.address)
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -263,6 +273,7 @@ class AsyncTransport(AsyncCommands):
     def _fail(self, error: BaseException) -> NoReturn:
         """Drop the connection after ``error`` (a cancellation included) cut a command
         short, then raise it. The command's outcome is unknown; it is never retried."""
+        log.info("dropping the connection to %s after %r", self.address, error)
         self._drop()
         mapped = self._map_error(error)
         if mapped is error:
