@@ -10,33 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from clikit import DOCS, jackstalk_cli
 
 import jackstalk
 from jackstalk.testing import BeanstalkdServer
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-def jackstalk_cli(
-    server: BeanstalkdServer | None, *args: str, stdin: bytes = b""
-) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env.pop("BEANSTALKD_ADDRESS", None)
-    if server is not None:
-        address = server.address
-        env["BEANSTALKD_ADDRESS"] = (
-            address if isinstance(address, str) else f"{address[0]}:{address[1]}"
-        )
-    result = subprocess.run(
-        [sys.executable, "-m", "jackstalk", *args],
-        input=stdin.decode("latin-1"),
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    return result
 
 
 def test_put_peek_and_json(beanstalkd: BeanstalkdServer) -> None:

@@ -131,6 +131,7 @@ def _interval(text: str) -> float:
 
 
 def _wants_tls(args: argparse.Namespace) -> bool:
+    """Any ``--tls*`` option turns TLS on: each of them means nothing over plain TCP."""
     return bool(args.tls or args.tls_ca or args.tls_cert or args.tls_key or args.tls_insecure)
 
 
@@ -147,7 +148,11 @@ def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
     if args.tls_key and not args.tls_cert:
         raise CliError("--tls-key needs --tls-cert", EXIT_USAGE)
     if args.tls_insecure and args.tls_ca:
-        raise CliError("--tls-insecure checks no certificate: give it or --tls-ca", EXIT_USAGE)
+        raise CliError(
+            "--tls-insecure checks no certificate, so --tls-ca would be ignored: give one or"
+            " the other",
+            EXIT_USAGE,
+        )
     import ssl
 
     try:
