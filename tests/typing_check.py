@@ -3,12 +3,12 @@ typecheck); pytest does not collect this file, and nothing here runs any I/O: th
 are only type-checked, never called.
 
 Every ``assert_type`` below fails the type check if a method's type drifts, for example to
-``Any``, or if an async method stops returning an awaitable.
+``Any``, or if an async method stops being a coroutine function.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any, assert_type
 
 import jackstalk
@@ -60,18 +60,18 @@ def blocking_client_types() -> None:
 
 def asyncio_client_types() -> None:
     client = jackstalk.AsyncClient()
-    assert_type(jackstalk.AsyncClient().put("body"), Awaitable[int])
-    assert_type(client.put_many([b"a"]), Awaitable[list[int]])
-    assert_type(client.use("tube"), Awaitable[str])
-    assert_type(client.watching(), Awaitable[list[str]])
-    assert_type(client.reserve(), Awaitable[jackstalk.AsyncJob | None])
-    assert_type(client.reserve(timeout=0), Awaitable[jackstalk.AsyncJob | None])
-    assert_type(client.reserve_job(1), Awaitable[jackstalk.AsyncJob])
-    assert_type(client.peek(1), Awaitable[jackstalk.AsyncJob | None])
-    assert_type(client.peek_buried(), Awaitable[jackstalk.AsyncJob | None])
-    assert_type(client.delete(1), Awaitable[None])
-    assert_type(client.kick(), Awaitable[int])
-    assert_type(client.stats(), Awaitable[Any])
+    _ = assert_type(jackstalk.AsyncClient().put("body"), Coroutine[Any, Any, int])
+    _ = assert_type(client.put_many([b"a"]), Coroutine[Any, Any, list[int]])
+    _ = assert_type(client.use("tube"), Coroutine[Any, Any, str])
+    _ = assert_type(client.watching(), Coroutine[Any, Any, list[str]])
+    _ = assert_type(client.reserve(), Coroutine[Any, Any, jackstalk.AsyncJob | None])
+    _ = assert_type(client.reserve(timeout=0), Coroutine[Any, Any, jackstalk.AsyncJob | None])
+    _ = assert_type(client.reserve_job(1), Coroutine[Any, Any, jackstalk.AsyncJob])
+    _ = assert_type(client.peek(1), Coroutine[Any, Any, jackstalk.AsyncJob | None])
+    _ = assert_type(client.peek_buried(), Coroutine[Any, Any, jackstalk.AsyncJob | None])
+    _ = assert_type(client.delete(1), Coroutine[Any, Any, None])
+    _ = assert_type(client.kick(), Coroutine[Any, Any, int])
+    _ = assert_type(client.stats(), Coroutine[Any, Any, Any])
 
 
 async def asyncio_awaited_types() -> None:
@@ -89,10 +89,10 @@ async def asyncio_awaited_types() -> None:
 
 def trio_client_types() -> None:
     client = jackstalk.TrioClient()
-    assert_type(jackstalk.TrioClient().put("body"), Awaitable[int])
-    assert_type(client.reserve(), Awaitable[jackstalk.AsyncJob | None])
-    assert_type(client.reserve_job(1), Awaitable[jackstalk.AsyncJob])
-    assert_type(client.tubes(), Awaitable[list[str]])
+    _ = assert_type(jackstalk.TrioClient().put("body"), Coroutine[Any, Any, int])
+    _ = assert_type(client.reserve(), Coroutine[Any, Any, jackstalk.AsyncJob | None])
+    _ = assert_type(client.reserve_job(1), Coroutine[Any, Any, jackstalk.AsyncJob])
+    _ = assert_type(client.tubes(), Coroutine[Any, Any, list[str]])
 
 
 async def trio_awaited_types() -> None:

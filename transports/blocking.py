@@ -242,9 +242,9 @@ class Client(SyncCommands):
                 except (BlockingIOError, TimeoutError):
                     wait = reply_wait(command, self.timeout)
                     data = self._read_by(sock, _deadline(wait, now))
-                event = conn.try_reply(command, data)
-                if event is not None:
-                    return event
+                answer = conn.try_reply(command, data)
+                if answer is not None:
+                    return answer
                 event = conn.next_event()
                 if event is NEED_DATA:  # a reply split across reads, bytes of it here
                     event = self._rest(sock, reply_wait(command, self.timeout), now, True)
@@ -272,7 +272,7 @@ class Client(SyncCommands):
                 conn.receive_data(self._read_by(sock, limit))
                 event = conn.next_event()
                 if event is not NEED_DATA:
-                    return event  # type: ignore[return-value]
+                    return event
                 if not arrived:
                     arrived = True
                     limit = _earlier(limit, _deadline(self.timeout, _monotonic()))
