@@ -204,9 +204,8 @@ class AsyncTransport(AsyncCommands):
                         waiter = self._write(command.encode())
                         if waiter is not None:
                             await waiter
-                        event = conn.try_reply(command, await receive())
-                        if event is None:
-                            event = conn.next_event()
+                        answer = conn.try_reply(command, await receive())
+                        event = answer if answer is not None else conn.next_event()
                     else:
                         waiter = self._write(conn.send(command))  # (refused after unread bytes)
                         if waiter is not None:
