@@ -4,14 +4,26 @@ The embedded side is the sans-IO :class:`~jackstalk._engine.hub.Hub`, run in-pro
 clock. It goes first: what it answers on each connection tells the harness how many replies
 to read from the real server's socket (a reserve that waits answers nothing), so nothing
 here waits on time to synchronise; a read only has a time limit in case the two disagree.
+
+A step sends bytes on one connection, half-closes it (``None``), or hangs it up
+(:class:`HangUp`: send, read what is owed, close the socket). After a hang-up both servers
+write one reply at a time and close the connection at the first write that fails; how many
+go through is the system's doing: none on a Unix socket, and on TCP those written before
+the client's system answers the first with a reset (one, unless the machine is busy).
+So the harness polls ``stats`` on the real server until it has closed the connection, then
+finds how many written replies bring the embedded side to the same state, by replaying its
+recorded calls on fresh hubs (:class:`RecordedHub`), and carries on from there.
 """
 
 from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
+from jackstalk._engine.engine import Engine
 from jackstalk._engine.hub import Hub
 
 READ_LIMIT = 5.0  # seconds to wait for a reply the embedded server says is owed
@@ -27,6 +39,17 @@ class Mismatch(AssertionError):
     """The two servers answered differently."""
 
 
+@dataclass(frozen=True)
+class HangUp:
+    """A step that sends ``data``, reads the replies owed, then closes the socket."""
+
+    data: bytes = b""
+
+
+Step = tuple[int, "bytes | HangUp | None"]
+"""A connection (by index) and what to do on it: send bytes, half-close, or hang up."""
+
+
 def split_replies(data: bytes) -> list[bytes]:
     """Cut a stream of whole replies into replies (a body goes with its line)."""
     replies: list[bytes] = []
@@ -40,6 +63,31 @@ def split_replies(data: bytes) -> list[bytes]:
         replies.append(data[pos:end])
         pos = end
     return replies
+
+
+def _hang_up(hub: RecordedHub, conn: int, now: float, written: int) -> None:
+    """Play a hang-up as the listener does: one reply per write once the end of stream is
+    seen, the connection closed at the first write that fails (after ``written``)."""
+    hub.receive_data(conn, b"", now)
+    while True:
+        if hub.run(conn, now, 1):
+            if not written:
+                break  # this write fails
+            written -= 1
+        if hub.closing(conn) or not hub.more(conn):
+            break
+    hub.disconnect(conn, now)
+
+
+def _run(hub: RecordedHub, conn: int, data: bytes, now: float) -> bytes:
+    hub.receive_data(conn, data, now)
+    return hub.run(conn, now, 2**30)
+
+
+def _field(reply: bytes, key: bytes) -> bytes:
+    """The value after ``key`` in a ``stats`` reply (to its end of line)."""
+    start = reply.index(key) + len(key)
+    return reply[start : reply.index(b"\n", start)]
 
 
 def normalise(reply: bytes) -> bytes:
@@ -118,6 +166,63 @@ class RealConnection:
         self.sock.close()
 
 
+class RecordedHub:
+    """A hub whose every call that changes it is recorded, so that it can be rebuilt."""
+
+    def __init__(self, now: float, max_job_size: int) -> None:
+        self._made = (now, max_job_size)
+        self._hub = Hub(now, max_job_size=max_job_size)
+        self._calls: list[Callable[[Hub], object]] = []
+
+    def _do(self, call: Callable[[Hub], object]) -> object:
+        self._calls.append(call)
+        return call(self._hub)
+
+    def replay(self) -> RecordedHub:
+        """A new hub that has been through the same calls."""
+        copy = RecordedHub(*self._made)
+        for call in self._calls:
+            copy._do(call)
+        return copy
+
+    @property
+    def engine(self) -> Engine:
+        return self._hub.engine
+
+    def connect(self) -> int:
+        conn = self._do(Hub.connect)
+        assert isinstance(conn, int)
+        return conn
+
+    def receive_data(self, conn: int, data: bytes, now: float) -> None:
+        self._do(partial(Hub.receive_data, conn=conn, data=data, now=now))
+
+    def run(self, conn: int, now: float, limit: int) -> bytes:
+        out = self._do(partial(Hub.run, conn=conn, now=now, limit=limit))
+        assert isinstance(out, bytes)
+        return out
+
+    def take_woken(self) -> list[int]:
+        woken = self._do(Hub.take_woken)
+        assert isinstance(woken, list)
+        return woken
+
+    def disconnect(self, conn: int, now: float) -> None:
+        self._do(partial(Hub.disconnect, conn=conn, now=now))
+
+    def waiting(self, conn: int) -> bool:
+        return self._hub.waiting(conn)
+
+    def closing(self, conn: int) -> bool:
+        return self._hub.closing(conn)
+
+    def idle(self, conn: int) -> bool:
+        return self._hub.idle(conn)
+
+    def more(self, conn: int) -> bool:
+        return self._hub.more(conn)
+
+
 @dataclass
 class Slot:
     """One client connection, open on both servers."""
@@ -135,9 +240,10 @@ class Differential:
         self.address = address
         self.epoch = time.monotonic()
         self.last = 0.0
-        self.hub = Hub(self.now(), max_job_size=max_job_size)
+        self.hub = RecordedHub(self.now(), max_job_size)
         self.slots: dict[int, Slot] = {}
         self.log: list[str] = []
+        self.written_after_hang_up: list[int] = []  # per hang-up, as the real server did
 
     def now(self) -> float:
         # Real time, strictly increasing, near zero so that float sums stay exact enough.
@@ -154,14 +260,19 @@ class Differential:
             self.slots[index] = slot
         return slot
 
-    def _embedded(self, conn: int, data: bytes | None) -> dict[int, list[bytes]]:
-        """Feed the embedded side; return the replies owed on every connection."""
+    def _embedded(self, conn: int | None, data: bytes | None) -> dict[int, list[bytes]]:
+        """Feed the embedded side; return the replies owed on every connection.
+
+        ``conn`` None: only pick up what other connections are owed (after a hang-up).
+        """
         hub = self.hub
-        if data is None:
-            hub.receive_data(conn, b"", self.now())
-        elif data:
-            hub.receive_data(conn, data, self.now())
-        out: dict[int, bytes] = {conn: hub.run(conn, self.now(), limit=2**30)}
+        out: dict[int, bytes] = {}
+        if conn is not None:
+            if data is None:
+                hub.receive_data(conn, b"", self.now())
+            elif data:
+                hub.receive_data(conn, data, self.now())
+            out[conn] = hub.run(conn, self.now(), limit=2**30)
         todo = hub.take_woken()
         while todo:
             other = todo.pop(0)
@@ -181,8 +292,11 @@ class Differential:
                 return slot
         raise AssertionError(f"no open slot for connection {conn}")
 
-    def step(self, index: int, data: bytes | None) -> None:
+    def step(self, index: int, data: bytes | HangUp | None) -> None:
         """Send ``data`` on connection ``index`` (None: close our end) and compare."""
+        if isinstance(data, HangUp):
+            self.hang_up(index, data.data)
+            return
         slot = self.slot(index)
         if data and self.hub.waiting(slot.conn):
             # Nothing is sent to a connection whose reserve waits: when the wait ended,
@@ -197,6 +311,78 @@ class Differential:
             slot.real.shutdown()
         else:
             slot.real.send(data)
+        self._compare(expected)
+        if data and not (expected.get(slot.conn) and self.hub.idle(slot.conn)):
+            self._barrier(len(data))
+        for slot_index, other in list(self.slots.items()):
+            if other.open and self.hub.closing(other.conn):
+                other.real.expect_eof()
+                other.open = False
+                self.hub.disconnect(other.conn, self.now())
+                self.log.append(f"  conn {slot_index} closed")
+
+    def hang_up(self, index: int, data: bytes) -> None:
+        """Send ``data`` on connection ``index``, read what is owed, close it, and compare.
+
+        ``data`` may end with a reserve that waits and more commands after it: the case
+        where beanstalkd answers ``TIMED_OUT`` and then runs as many of them as it can
+        write replies to (see the module docstring).
+        """
+        slot = self.slot(index)
+        barrier = self.slot(-1)
+        if self.hub.waiting(slot.conn) and data:
+            data = b""  # as in step(): nothing is sent to a connection whose reserve waits
+        self.log.append(f"conn {index}: {data!r} then <hang up>")
+        if data:
+            expected = self._embedded(slot.conn, data)
+            slot.real.send(data)
+            self._compare(expected)
+        conn = slot.conn
+        now = self.now()
+        slot.real.close()
+        slot.open = False
+        # The real server has played the hang-up to its end once it has accepted as many
+        # connections as the embedded side (the total) and closed this one (the current).
+        state = self.hub.engine.stats()
+        gone = 0 if self.hub.closing(conn) else 1  # (a quit closed it already)
+        want = (
+            _field(state, b"\ntotal-connections: "),
+            b"%d" % (int(_field(state, b"\ncurrent-connections: ")) - gone),
+        )
+        polls = 0
+        while True:
+            barrier.real.send(b"stats\r\n")
+            final = barrier.real.read_reply()
+            polls += 1
+            if final is None:
+                raise Mismatch("\n".join(self.log) + "\n  the real server closed the barrier")
+            got = (
+                _field(final, b"\ntotal-connections: "),
+                _field(final, b"\ncurrent-connections: "),
+            )
+            if got == want:
+                break
+            if polls > 1000:
+                self.log.append(f"  connections (total, current): want {want} real {got}")
+                raise Mismatch("\n".join(self.log) + "\n  the real server never closed it")
+        reply = b""
+        for written in range(32):
+            hub = self.hub.replay()
+            _hang_up(hub, conn, now, written)
+            for _ in range(polls):
+                reply = _run(hub, barrier.conn, b"stats\r\n", self.now())
+            if normalise(reply) == normalise(final):
+                break
+        else:
+            self.log.append(f"  settled: embedded {reply!r} real {final!r}")
+            raise Mismatch("\n".join(self.log))
+        self.hub = hub
+        self.written_after_hang_up.append(written)
+        self.log.append(f"  closed after {written} more replies written")
+        self._compare(self._embedded(None, None))
+
+    def _compare(self, expected: dict[int, list[bytes]]) -> None:
+        """Read the replies the embedded side produced from the real server, and compare."""
         for conn, replies in expected.items():
             other = self._by_conn(conn)
             for reply in replies:
@@ -210,14 +396,6 @@ class Differential:
                     got, reply = got.partition(b"\r\n")[0], reply.partition(b"\r\n")[0]
                 if got is None or normalise(got) != normalise(reply):
                     raise Mismatch("\n".join(self.log))
-        if data and not (expected.get(slot.conn) and self.hub.idle(slot.conn)):
-            self._barrier(len(data))
-        for slot_index, other in list(self.slots.items()):
-            if other.open and self.hub.closing(other.conn):
-                other.real.expect_eof()
-                other.open = False
-                self.hub.disconnect(other.conn, self.now())
-                self.log.append(f"  conn {slot_index} closed")
 
     def _barrier(self, size: int) -> None:
         """Make sure the real server has read everything sent so far.

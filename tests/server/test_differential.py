@@ -2,9 +2,10 @@
 
 Hypothesis writes random sequences of raw bytes over a few connections: well-formed commands
 with edge values, malformed and over-long lines, bare ``\\r`` and NUL bytes, bodies of the
-wrong length or over the size limit, pipelined bursts, quits and hang-ups. A fresh real
-beanstalkd and a fresh embedded server get the same bytes, and every reply must be the same
-(``stats`` is compared on every field that does not describe the process).
+wrong length or over the size limit, pipelined bursts, quits, half-closes and hang-ups (some
+with commands queued behind a reserve that waits). A fresh real beanstalkd and a fresh
+embedded server get the same bytes, and every reply must be the same (``stats`` is compared
+on every field that does not describe the process).
 
 Nothing here depends on time: no delays or reserve timeouts that could run out during an
 example (those are in test_engine_time.py and test_realtime.py).
@@ -13,9 +14,11 @@ example (those are in test_engine_time.py and test_realtime.py).
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
-from diffkit import Differential, Mismatch, normalise, split_replies
+from diffkit import Differential, HangUp, Mismatch, Step, normalise, split_replies
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -165,18 +168,32 @@ burst = st.tuples(
     st.lists(st.one_of(command(), command(), command(), malformed()), max_size=5),
     st.one_of(st.just(b""), st.just(b""), waiting),
 ).map(lambda parts: b"".join(parts[0]) + parts[1])
-step = st.tuples(st.integers(0, SLOTS - 1), st.one_of(burst, burst, st.none()))
+# A hang-up: a burst, maybe a reserve that waits with commands queued behind it, then the
+# socket is closed (beanstalkd answers TIMED_OUT and runs just one of the queued commands).
+queued = st.lists(st.one_of(command(), command(), malformed()), max_size=3).map(b"".join)
+hang_up = st.builds(
+    lambda first, wait, then: HangUp(first + wait + then),
+    burst,
+    st.one_of(st.just(b""), waiting),
+    queued,
+)
+step = st.tuples(st.integers(0, SLOTS - 1), st.one_of(burst, burst, burst, st.none(), hang_up))
 
 
-def run_steps(steps: list[tuple[int, bytes | None]]) -> None:
-    with run_beanstalkd(max_job_size=MAX_JOB) as server:
-        diff = Differential(server.address, max_job_size=MAX_JOB)
+def run_steps(
+    steps: list[Step], *, max_job_size: int = MAX_JOB, unix_path: str | None = None
+) -> list[int]:
+    """Play ``steps`` on both servers (over TCP, or the Unix socket ``unix_path``); return
+    how many replies the real server wrote after each hang-up."""
+    with run_beanstalkd(max_job_size=max_job_size, unix_path=unix_path) as server:
+        diff = Differential(server.address, max_job_size=max_job_size)
         try:
             for slot, data in steps:
                 diff.step(slot, data)
             diff.finish()
         finally:
             diff.close()
+    return diff.written_after_hang_up
 
 
 @settings(
@@ -202,14 +219,35 @@ def run_steps(steps: list[tuple[int, bytes | None]]) -> None:
         (1, None),
     ]
 )
-def test_same_replies_as_beanstalkd(steps: list[tuple[int, bytes | None]]) -> None:
+@example(
+    steps=[
+        (0, HangUp(b"watch a\r\nreserve\r\nput 1 0 1 1\r\nx\r\n")),
+        (1, b"watch a\r\nreserve\r\n"),
+        (2, HangUp(b"use a\r\nreserve\r\nput 2 0 1 1\r\ny\r\nput 3 0 1 1\r\nz\r\n")),
+    ]
+)
+def test_same_replies_as_beanstalkd(steps: list[Step]) -> None:
     run_steps(steps)
+
+
+@settings(
+    max_examples=max(EXAMPLES // 4, 10),
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(steps=st.lists(step, min_size=1, max_size=25))
+def test_same_replies_as_beanstalkd_over_a_unix_socket(steps: list[Step]) -> None:
+    # A write to a client that has hung up fails at once here: no reply goes through.
+    with tempfile.TemporaryDirectory() as folder:
+        written = run_steps(steps, unix_path=os.path.join(folder, "beanstalkd.sock"))
+    assert set(written) <= {0}
 
 
 def test_waiting_reservers_are_served_in_beanstalkd_order() -> None:
     # Four waiting reservers on one tube, then four jobs: beanstalkd's set hands them out
     # as 0, 1, 3, 2 (protocol-notes §3); the embedded server must do the same.
-    steps: list[tuple[int, bytes | None]] = [(i, b"reserve\r\n") for i in range(4)]
+    steps: list[Step] = [(i, b"reserve\r\n") for i in range(4)]
     steps += [(4, b"put 1 0 100 1\r\n%d\r\n" % i) for i in range(4)]
     steps += [(4, b"stats\r\n")]
     run_steps(steps)
@@ -236,6 +274,81 @@ def test_disconnect_returns_jobs_to_waiting_reservers() -> None:
             (3, b"stats\r\n"),
         ]
     )
+
+
+def _put(body: bytes) -> bytes:
+    return b"put 0 0 10 %d\r\n%b\r\n" % (len(body), body)
+
+
+WAIT = b"watch T\r\nignore default\r\nuse T-o\r\nreserve\r\n"
+HANG_UPS: list[Step] = [
+    (0, HangUp(WAIT + _put(b"first") + _put(b"second"))),
+    (1, HangUp(WAIT + b"stats\r\n" + _put(b"third"))),
+    (2, HangUp(WAIT + b"list-tube-used\r\n" * 12 + _put(b"fourth"))),
+    (3, HangUp(WAIT + _put(b"x" * 250) + _put(b"fifth"))),  # a body past 224 bytes
+    (4, HangUp(WAIT + b"put 0 0 10 5\r\nab")),  # a body that never ends
+    (5, HangUp(WAIT + _put(b"y" * (MAX_JOB + 1)) + _put(b"sixth"))),  # too big
+    (6, HangUp(WAIT + b"reserve\r\n" + _put(b"seventh"))),
+    (7, HangUp(WAIT + b"quit\r\n" + _put(b"eighth"))),
+    (8, b"stats-tube T-o\r\n"),
+]
+"""Hang-ups during a wait with commands queued: one write each, the replies up to the wait
+read, then the socket closed."""
+
+
+def test_hang_up_during_a_wait_over_tcp_runs_the_next_command() -> None:
+    # beanstalkd answers TIMED_OUT, the client's system answers that with a reset, the next
+    # command runs and its reply cannot be written: one job from the first hang-up, and the
+    # same state on both sides after each (more commands run if the reset comes late).
+    written = run_steps(HANG_UPS)
+    assert all(count >= 1 for count in written[:7]), written  # (a quit leaves no trace)
+
+
+def test_hang_up_during_a_wait_over_a_unix_socket_runs_nothing_more(tmp_path: Path) -> None:
+    # There the TIMED_OUT write itself fails: no queued command runs.
+    assert run_steps(HANG_UPS, unix_path=str(tmp_path / "beanstalkd.sock")) == [0] * 8
+
+
+def test_hang_up_hands_jobs_to_waiting_reservers() -> None:
+    run_steps(
+        [
+            (0, b"watch w\r\nreserve\r\n"),
+            (1, b"use w\r\n" + _put(b"a") + _put(b"b") + b"watch w\r\nreserve\r\nreserve\r\n"),
+            (2, HangUp(b"watch w\r\nreserve\r\nuse w\r\n" + _put(b"c"))),
+            (1, HangUp(b"")),
+            (3, b"stats\r\n"),
+        ]
+    )
+
+
+def test_half_close_during_a_wait_runs_every_queued_command() -> None:
+    wait = b"watch T\r\nignore default\r\nuse T-o\r\nreserve\r\n"
+    run_steps([(0, wait + _put(b"first") + _put(b"second")), (0, None), (1, b"stats\r\n")])
+
+
+def test_bodies_up_to_max_job_size() -> None:
+    # Bodies over 64 KiB, up to exactly -z, are taken whole; one byte more is refused.
+    size = 1_000_000
+    steps: list[Step] = []
+    for length in (65537, 131072, 300_000, size, size + 1):
+        body = bytes(range(256)) * (length // 256) + bytes(range(length % 256))
+        steps.append((0, _put(body) + b"reserve-with-timeout 0\r\n"))
+        steps.append((0, b"stats\r\n"))
+    steps.append((1, HangUp(b"put 0 0 10 %d\r\n" % size + b"z" * 100_000)))
+    run_steps(steps, max_job_size=size)
+
+
+def test_equal_delays_begun_in_one_burst_end_in_that_order() -> None:
+    # One burst: the put's delay begins before the release's, so beanstalkd's clock puts
+    # job 2 first although job 1 has the smaller id (and the deadline is far off).
+    for delay in (b"100", b"4294967295"):
+        run_steps(
+            [
+                (0, b"use d\r\n" + _put(b"one") + b"reserve-job 1\r\n"),
+                (0, b"put 0 %b 10 3\r\ntwo\r\nrelease 1 0 %b\r\npeek-delayed\r\n" % (delay, delay)),
+                (1, b"use d\r\nkick 1\r\npeek-delayed\r\n"),
+            ]
+        )
 
 
 def test_default_max_job_size() -> None:

@@ -106,12 +106,13 @@ class _Heap(Generic[T]):
         return heapq.heappop(self._items)[2]  # type: ignore[return-value]
 
 
-_Key = tuple[float, int]
-"""A job's ``(priority, id)`` while ready, ``(deadline, id)`` while delayed or reserved."""
+_Key = tuple[float, int] | tuple[float, int, int]
+"""A job's ``(priority, id)`` while ready, ``(deadline, order, id)`` while delayed (``order``
+counts the delays begun: see :meth:`Engine._enqueue`), ``(deadline, id)`` while reserved."""
 
 
 class _JobHeap:
-    """Jobs in ``(key, id)`` order, as beanstalkd's ready and delayed heaps hold them.
+    """Jobs in key order, as beanstalkd's ready and delayed heaps hold them.
 
     The entries are the jobs' own keys (``job.key``): bare tuples of numbers, which the
     garbage collector stops tracking, the job being found by its id. An entry that is no
@@ -140,7 +141,7 @@ class _JobHeap:
             heapq.heappop(items)
         elif len(items) > 2 * self.size + 64:
             jobs = self._jobs
-            live = [x for x in items if (job := jobs.get(x[1])) is not None and job.key is x]
+            live = [x for x in items if (job := jobs.get(x[-1])) is not None and job.key is x]
             heapq.heapify(live)
             self._items = live
 
@@ -150,7 +151,7 @@ class _JobHeap:
         jobs = self._jobs
         while items:
             key = items[0]
-            job = jobs.get(key[1])
+            job = jobs.get(key[-1])
             if job is not None and job.key is key:
                 return job
             heapq.heappop(items)
@@ -241,11 +242,11 @@ _RESERVES, _TIMEOUTS, _RELEASES, _BURIES, _KICKS = range(5)
 class _Job:
     """One job. Kept small: a server may hold millions (beanstalkd's own job is ~200 bytes).
 
-    ``key`` is ``(priority, id)`` while it is ready and ``(deadline, id)`` while delayed
-    (the time it becomes ready) or reserved (the end of its time to run); the heaps hold
-    these very tuples. ``counts`` has its reserves, timeouts, releases, buries and kicks in
-    one tuple (shared while all are 0). The connection holding a reserved job is the one
-    whose ``jobs`` has it.
+    ``key`` is ``(priority, id)`` while it is ready, ``(deadline, order, id)`` while delayed
+    (the time it becomes ready) and ``(deadline, id)`` while reserved (the end of its time
+    to run); the heaps hold these very tuples. ``counts`` has its reserves, timeouts,
+    releases, buries and kicks in one tuple (shared while all are 0). The connection
+    holding a reserved job is the one whose ``jobs`` has it.
     """
 
     __slots__ = (
@@ -402,6 +403,7 @@ class Engine:
         self._buried = 0
         self._total_jobs = 0
         self._timeouts = 0
+        self._delays = 0  # delays begun so far (orders equal deadlines)
         self._waiting = 0
         self._producers = 0
         self._workers = 0
@@ -595,16 +597,15 @@ class Engine:
         self._now = now
 
     def _tick_once(self, now: float) -> None:
-        # Jobs whose delay is over, soonest first (equal deadlines: tube list order, id).
-        due: list[tuple[float, int, int, _Job]] = []
+        # Jobs whose delay is over, soonest first (the heap's order).
+        due: list[_Job] = []
         while True:
             job = self._delayed.peek()
             if job is None or job.deadline > now:
                 break
-            due.append((job.deadline, job.tube.index, job.id, job))
+            due.append(job)
             self._take_delayed(job)
-        due.sort()  # ids are unique: the jobs themselves are never compared
-        for *_, job in due:
+        for job in due:
             self._enqueue(job, 0)
         # Pauses that are over, in tube list order.
         ended = sorted((t for t in self._paused if t.unpause_at <= now), key=lambda t: t.index)
@@ -697,14 +698,21 @@ class Engine:
         """Put a job in its tube's ready or delayed heap, then serve waiting reserves."""
         tube = job.tube
         if delay:
+            # beanstalkd's clock (in nanoseconds) moves between any two commands, so of two
+            # equal delays the one begun first ends first; here commands run together may
+            # share one ``now``, and a float deadline far away cannot tell a microsecond:
+            # the count of delays begun keeps beanstalkd's order.
             job.state = _DELAYED
-            job.key = key = (self._now + delay, job.id)
-            tube.delayed.add(key)
-            self._delayed.add(key)
+            self._delays += 1
+            delayed: _Key = (self._now + delay, self._delays, job.id)
+            job.key = delayed
+            tube.delayed.add(delayed)
+            self._delayed.add(delayed)
         else:
             job.state = _READY
-            job.key = key = (job.priority, job.id)
-            tube.ready.add(key)
+            ready: _Key = (job.priority, job.id)
+            job.key = ready
+            tube.ready.add(ready)
             self._ready += 1
             if job.priority < URGENT:
                 self._urgent += 1

@@ -104,16 +104,16 @@ class Hub:
                 peer.starved = True
                 self._begin_put(conn, peer, now)
                 break
-            commands -= 1
-            if peer.put_begun:
-                peer.put_begun = False
-                if isinstance(item, Rejected) and item.counted:
-                    item = replace(item, counted=False)  # counted already
             if isinstance(item, e.Closed):
                 self._begin_put(conn, peer, now)  # its line came before the end of stream
                 peer.closing = True
                 engine.disconnect(conn, now)
                 break
+            commands -= 1
+            if peer.put_begun:
+                peer.put_begun = False
+                if isinstance(item, Rejected) and item.counted:
+                    item = replace(item, counted=False)  # counted already
             reply = engine.handle(conn, item, now)
             if reply is None:
                 if not parser.eof:
