@@ -1,7 +1,7 @@
 """The asyncio client: the core driven over an asyncio transport (TCP or Unix).
 
 A small :class:`asyncio.Protocol` stands in for asyncio's streams: it keeps what arrived
-and wakes the one task waiting for it (at most one: commands run one at a time), which
+and wakes the one task waiting for it (at most one: one task reads at a time), which
 costs a fraction of ``StreamReader.read`` and ``StreamWriter.drain`` per command.
 """
 
@@ -13,7 +13,7 @@ import ssl
 from collections import deque
 from collections.abc import Awaitable
 
-from jackstalk._api.async_transport import AsyncTransport, CommandLock
+from jackstalk._api.async_transport import AsyncTransport, CommandLock, Waiter
 from jackstalk._protocol.errors import ConnectionClosedError
 
 __all__ = ["AsyncClient"]
@@ -165,14 +165,41 @@ class _CommandLock(CommandLock):
         self._locked = False
 
 
+class _Waiter(Waiter):
+    """A task's wait for a wake-up, on a future made only when it must wait."""
+
+    __slots__ = ("_future", "_woken")
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+        self._woken = False
+
+    def wake(self) -> None:
+        self._woken = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def wait(self) -> None:
+        if not self._woken:
+            self._future = future = asyncio.get_running_loop().create_future()
+            try:
+                await future
+            finally:
+                self._future = None
+        self._woken = False
+
+
 class AsyncClient(AsyncTransport):
     """An asyncio beanstalkd client.
 
-    Safe to share between tasks: commands run one at a time per connection. A command
-    issued while a reserve waits raises :class:`ClientBusyError` instead of waiting behind
-    it. Use ``asyncio.timeout()`` for deadlines. Cancelling a command closes the
-    connection (the server then returns any job it held to ready); the next call
-    reconnects and restores the used tube and the watch list.
+    Share one between many tasks: their commands are pipelined on its connection, and
+    each gets its own reply. A command issued while a reserve waits raises
+    :class:`ClientBusyError` instead of waiting behind it. Use ``asyncio.timeout()`` for
+    deadlines. Cancelling a command leaves the connection open (its reply is read and
+    dropped); cancelling a reserve closes it, so the server returns any job it held to
+    ready. After a failure the next call reconnects and restores the used tube and the
+    watch list.
     """
 
     _stream: _Stream
@@ -239,3 +266,13 @@ class AsyncClient(AsyncTransport):
 
     def _make_lock(self) -> _CommandLock:
         return _CommandLock()
+
+    def _make_waiter(self) -> _Waiter:
+        return _Waiter()
+
+    async def _pass(self) -> None:
+        await asyncio.sleep(0)
+
+    def _writable(self) -> Awaitable[None] | None:
+        stream = self._stream
+        return stream.drain() if stream.writing_paused else None

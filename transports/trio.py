@@ -16,7 +16,7 @@ from time import monotonic as _monotonic
 
 import trio
 
-from jackstalk._api.async_transport import AsyncTransport, CommandLock
+from jackstalk._api.async_transport import AsyncTransport, CommandLock, Waiter
 from jackstalk._api.pipeline import IDLE_CHECK
 from jackstalk._protocol.errors import ConnectionClosedError
 
@@ -50,14 +50,44 @@ class _CommandLock(CommandLock):
             self._locked = False
 
 
+class _Waiter(Waiter):
+    """A task's wait for a wake-up, parked in trio's scheduler."""
+
+    __slots__ = ("_task", "_woken")
+
+    def __init__(self) -> None:
+        self._task: trio.lowlevel.Task | None = None
+        self._woken = False
+
+    def wake(self) -> None:
+        self._woken = True
+        task = self._task
+        if task is not None:
+            self._task = None
+            trio.lowlevel.reschedule(task)
+
+    async def wait(self) -> None:
+        if not self._woken:
+            self._task = trio.lowlevel.current_task()
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                self._task = None
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        self._woken = False
+
+
 class TrioClient(AsyncTransport):
     """A trio beanstalkd client.
 
-    Safe to share between tasks: commands run one at a time per connection, in FIFO order.
-    A command issued while a reserve waits raises :class:`ClientBusyError` instead of
-    waiting behind it. Use ``trio.fail_after``/``move_on_after`` for deadlines.
-    Cancelling a command closes the connection (the server then returns any job it held
-    to ready); the next call reconnects and restores the used tube and the watch list.
+    Share one between many tasks: their commands are pipelined on its connection, and
+    each gets its own reply, with no background task of the client's own. A command
+    issued while a reserve waits raises :class:`ClientBusyError` instead of waiting behind
+    it. Use ``trio.fail_after``/``move_on_after`` for deadlines. Cancelling a command
+    leaves the connection open (its reply is read and dropped); cancelling a reserve
+    closes it, so the server returns any job it held to ready. After a failure the next
+    call reconnects and restores the used tube and the watch list.
     """
 
     _socket: socket.socket
@@ -105,24 +135,29 @@ class TrioClient(AsyncTransport):
             raise ConnectionClosedError(f"lost in the TLS handshake: {error}") from error
         return tls
 
-    def _write(self, data: bytes) -> Awaitable[None]:
-        return self._send(data)  # always awaited: it checks for cancellation first
-
-    async def _send(self, data: bytes) -> None:
+    def _write(self, data: bytes) -> Awaitable[None] | None:
         tls = self._tls
         if tls is not None:
-            await tls.send_all(data)
-            return
-        # A command already cancelled sends nothing; otherwise writing is no checkpoint:
-        # the wait for the reply, which always follows, is one.
-        await _checkpoint_if_cancelled()
+            return tls.send_all(data)
+        # Writing what fits is no checkpoint: the wait for the reply, which always
+        # follows, is one.
         sock = self._socket
         try:
             sent = sock.send(data)
         except BlockingIOError:
             sent = 0
         if sent < len(data):
-            await self._send_rest(data, sent)
+            return self._send_rest(data, sent)
+        return None
+
+    def _cancel_point(self) -> Awaitable[None]:
+        return _checkpoint_if_cancelled()  # a command already cancelled sends nothing
+
+    def _make_waiter(self) -> _Waiter:
+        return _Waiter()
+
+    async def _pass(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     async def _send_rest(self, data: bytes, sent: int) -> None:
         """Write what did not fit in the socket's buffer, as room frees up."""
