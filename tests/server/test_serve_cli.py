@@ -4,52 +4,15 @@ robustness: garbage, clients that never read, and clients that vanish mid-comman
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from serverkit import LIMIT, Serving, jackstalk_cli
 
 import jackstalk
 from jackstalk.testing import beanstalkd_available, embedded_server, run_beanstalkd
-
-LIMIT = 30.0
-
-
-def jackstalk_cli(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "jackstalk", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-class Serving:
-    """A ``jackstalk serve`` process and the address it said it listens on."""
-
-    def __init__(self, *args: str) -> None:
-        self.process = jackstalk_cli("serve", *args)
-        assert self.process.stderr is not None
-        line = self.process.stderr.readline()  # waits for the server to be listening
-        assert line.startswith("jackstalk serve: listening on "), line
-        where = line.rsplit(" ", 1)[1].strip()
-        if where.startswith("/"):
-            self.address: tuple[str, int] | str = where
-        else:
-            host, _, port = where.rpartition(":")
-            self.address = (host, int(port))
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=LIMIT)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
-        return code
 
 
 @pytest.fixture

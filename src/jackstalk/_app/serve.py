@@ -73,12 +73,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         reason = error.strerror or str(error)
         print(f"jackstalk serve: cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
+    # Signals that come while the rest loads: stop at once, or remember to drain.
+    import signal
+
+    drain_asked: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: _exit_now(0))
+    signal.signal(signal.SIGUSR1, lambda signum, _: drain_asked.append(signum))
     name = sockets[0].getsockname()
     shown = name if isinstance(name, str) else f"{name[0]}:{name[1]}"
     print(f"jackstalk serve: listening on {shown}", file=sys.stderr, flush=True)
 
     import asyncio
-    import signal
 
     from jackstalk.transports.server import start_server
 
@@ -92,6 +98,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         loop.add_signal_handler(signal.SIGUSR1, server.drain)  # as beanstalkd does
+        if drain_asked:
+            server.drain()
         collector = _IdleCollector(server, loop)
         async with server:
             await stop.wait()
