@@ -6,6 +6,7 @@ import logging
 import socket
 import ssl
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from time import monotonic as _monotonic
 from types import TracebackType
@@ -16,7 +17,7 @@ from jackstalk._api.pipeline import IDLE_CHECK, batch_wait, reply_wait, windows
 from jackstalk._api.sync_methods import SyncCommands
 from jackstalk._protocol.commands import Command
 from jackstalk._protocol.connection import Connection
-from jackstalk._protocol.errors import ConnectionClosedError, JackstalkError
+from jackstalk._protocol.errors import ClientBusyError, ConnectionClosedError, JackstalkError
 from jackstalk._protocol.events import NEED_DATA, Closed, Event
 from jackstalk._protocol.validate import seconds
 
@@ -27,6 +28,10 @@ __all__ = ["Client"]
 
 log = logging.getLogger("jackstalk.client")
 _READ = 65536
+_TURN_CHECK = 0.05
+"""Seconds between looks, while a thread waits for its turn on the connection, at whether
+a reserve holds it (then the wait is refused instead of lasting until a job comes)."""
+_BUSY = "a reserve is waiting on this connection; use another client"
 _LOST_IN_HANDSHAKE = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError)
 
 
@@ -52,8 +57,11 @@ class Client(SyncCommands):
     long as it takes). It bounds the whole reply, however its bytes trickle in: a reply that
     is not whole in time raises :class:`TimeoutError` and closes the connection.
     ``connect_timeout`` bounds connecting. The connection opens on first use and, after a
-    failure, again on the next call, restoring the used tube and the watch list. A client
-    is not thread-safe: give each thread its own.
+    failure, again on the next call, restoring the used tube and the watch list.
+
+    Threads may share a client: calls take turns on its connection, and each gets its own
+    reply. A call made while another thread's reserve waits raises
+    :class:`ClientBusyError` (reserve on a client of its own).
     """
 
     _connections = 0  # connections opened so far: a later one is a reconnect (for the log)
@@ -90,13 +98,33 @@ class Client(SyncCommands):
         self._opening = False
         self._used_at = 0.0
         self._shortened = False  # the kernel's read limit is cut to a reply's deadline
+        self._lock = threading.Lock()  # one command (or batch) at a time on the connection
+        self._reserving = False  # the command holding the connection is a reserve
 
     # ------------------------------------------------------------------ connecting
 
     def connect(self) -> None:
         """Open the connection now (it otherwise opens on first use)."""
         if self._sock is None:
-            self._open()
+            self._take_turn(False)
+            try:
+                if self._sock is None:
+                    self._open()
+            finally:
+                self._lock.release()
+
+    def _take_turn(self, waits: bool) -> None:
+        """Hold the connection for one call: threads sharing a client take turns, each
+        call getting its own reply. A call made while another thread's reserve holds it
+        raises :class:`ClientBusyError` rather than wait until a job comes."""
+        lock = self._lock
+        if not lock.acquire(False):
+            while True:
+                if self._reserving:
+                    raise ClientBusyError(_BUSY)
+                if lock.acquire(timeout=_TURN_CHECK):
+                    break
+        self._reserving = waits
 
     def _open(self) -> None:
         address = self.address
@@ -132,7 +160,7 @@ class Client(SyncCommands):
         if restore:
             self._opening = True
             try:
-                self._check_restored(self._execute_many(restore))
+                self._check_restored(self._run_many(restore))
             except BaseException:
                 self.close()  # not ready: what this connection confirmed is not remembered
                 raise
@@ -155,6 +183,11 @@ class Client(SyncCommands):
                 # What the server confirmed is what the next connection restores.
                 self._remember(self._conn.used, self._conn.watching)
             self._conn.abort()
+            try:
+                # Wakes a thread blocked reading it (close alone would not).
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not connected any more
             sock.close()
             log.debug("closed the connection to %s", self.address)
 
@@ -226,36 +259,45 @@ class Client(SyncCommands):
         return sock
 
     def _execute(self, command: Command, /) -> Event:
-        now = _monotonic()
-        sock = self._sock
-        if sock is None or now - self._used_at > IDLE_CHECK:
-            sock = self._live_socket()
-        self._used_at = now  # when the command started: enough for the idle check
-        conn = self._conn
+        lock = self._lock  # (taking turns is written out here: it runs for every command)
+        if not lock.acquire(False):
+            self._take_turn(command.waits)
+        elif command.waits:
+            self._reserving = True
         try:
-            if conn.idle:
-                # The fast lane: one command, one read holding its whole reply (the core
-                # checks it as its general parser would, and takes it over when it is not).
-                sock.sendall(command.encode())
-                try:
-                    data = sock.recv(_READ)
-                except (BlockingIOError, TimeoutError):
-                    wait = reply_wait(command, self.timeout)
-                    data = self._read_by(sock, _deadline(wait, now))
-                answer = conn.try_reply(command, data)
-                if answer is not None:
-                    return answer
-                event = conn.next_event()
-                if event is NEED_DATA:  # a reply split across reads, bytes of it here
-                    event = self._rest(sock, reply_wait(command, self.timeout), now, True)
-            else:
-                sock.sendall(conn.send(command))  # (the core refuses it after unread bytes)
-                event = self._rest(sock, reply_wait(command, self.timeout), now, False)
-        except BaseException as error:
-            self._fail(error)
-        if type(event) is Closed:
-            self._fail(ConnectionClosedError("server closed the connection"))
-        return event  # type: ignore[return-value]
+            now = _monotonic()
+            sock = self._sock
+            if sock is None or now - self._used_at > IDLE_CHECK:
+                sock = self._live_socket()
+            self._used_at = now  # when the command started: enough for the idle check
+            conn = self._conn
+            try:
+                if conn.idle:
+                    # The fast lane: one command, one read holding its whole reply (the core
+                    # checks it as its general parser would, and takes it over when it is not).
+                    sock.sendall(command.encode())
+                    try:
+                        data = sock.recv(_READ)
+                    except (BlockingIOError, TimeoutError):
+                        wait = reply_wait(command, self.timeout)
+                        data = self._read_by(sock, _deadline(wait, now))
+                    answer = conn.try_reply(command, data)
+                    if answer is not None:
+                        return answer
+                    event = conn.next_event()
+                    if event is NEED_DATA:  # a reply split across reads, bytes of it here
+                        event = self._rest(sock, reply_wait(command, self.timeout), now, True)
+                else:
+                    sock.sendall(conn.send(command))  # (the core refuses it after unread bytes)
+                    event = self._rest(sock, reply_wait(command, self.timeout), now, False)
+            except BaseException as error:
+                self._fail(error)
+            if type(event) is Closed:
+                self._fail(ConnectionClosedError("server closed the connection"))
+            return event  # type: ignore[return-value]
+        finally:
+            self._reserving = False
+            lock.release()
 
     def _rest(
         self, sock: socket.socket, wait: float | None, started: float, arrived: bool
@@ -302,6 +344,16 @@ class Client(SyncCommands):
                 pass  # the kernel's limit ran out: see whether the reply's has
 
     def _execute_many(self, commands: list[Command], /) -> list[Event]:
+        self._take_turn(any(command.waits for command in commands))
+        try:
+            return self._run_many(commands)
+        finally:
+            self._reserving = False
+            self._lock.release()
+
+    def _run_many(self, commands: list[Command]) -> list[Event]:
+        """Send ``commands`` pipelined and return their replies (the caller holds the
+        connection)."""
         sock = self._sock
         if not self._opening and (sock is None or _monotonic() - self._used_at > IDLE_CHECK):
             sock = self._live_socket()

@@ -385,9 +385,13 @@ class AsyncTransport(AsyncCommands):
                     self._exclusive = True
                     slot.state = _WRITTEN
                     inflight.append(slot)
-                    waiter = self._write(command.encode())
-                    if waiter is not None:
-                        await self._finish_write(waiter)
+                    generation = self._generation
+                    try:
+                        waiter = self._write(command.encode())
+                        if waiter is not None:
+                            await waiter
+                    except BaseException as error:
+                        self._write_failed(error, generation)
             if slot.state is _QUEUED:
                 outbox.append(slot)
             return await self._reply(slot, self._make_waiter())
@@ -546,24 +550,25 @@ class AsyncTransport(AsyncCommands):
             for slot in batch:
                 slot.state = _WRITTEN
             self._inflight.extend(batch)
-            waiter = self._write(data)
-            if waiter is not None:
-                await self._finish_write(waiter)
+            generation = self._generation
+            try:
+                waiter = self._write(data)
+                if waiter is not None:
+                    await waiter
+            except BaseException as error:
+                self._write_failed(error, generation)
         finally:
             self._flushing = False
             self._kick()
 
-    async def _finish_write(self, waiter: Awaitable[None]) -> None:
-        """Await the rest of a write; if it fails or is cancelled, part of a command may be
-        on the wire, so the connection is dropped (the commands in flight fail)."""
-        generation = self._generation
-        try:
-            await waiter
-        except BaseException as error:
-            if self._generation == generation:
-                self._crash(error)
-            if _is_cancellation(error):
-                raise
+    def _write_failed(self, error: BaseException, generation: int) -> None:
+        """A write failed or was cut off: part of a command may be on the wire, so the
+        connection is dropped and the commands in flight on it fail (this caller's own
+        among them, with the connection's error). A cancellation goes on up."""
+        if self._generation == generation:
+            self._crash(error)
+        if _is_cancellation(error):
+            raise error
 
     async def _read_until(self, slot: _Slot) -> None:
         """Read replies and hand them out, in order, until ``slot``'s has come."""
