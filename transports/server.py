@@ -97,7 +97,9 @@ def bind(
             sock.close()
             raise
         return [sock]
-    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    # An ASCII name goes as bytes: a str would load the IDNA codec first (a millisecond).
+    name = host.encode("ascii") if host and host.isascii() else host or None
+    infos = socket.getaddrinfo(name, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in dict.fromkeys(infos):
