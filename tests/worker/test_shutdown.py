@@ -8,6 +8,12 @@ raises ``SystemExit(128 + signal number)``, which is the process's exit status.
 The child says what it is doing on stdout (``HANDLING`` once its handler runs, ``STOPPING``
 once the worker took the first signal); the test waits for those lines before it signals,
 so no signal is sent early and none is merged with the one before.
+
+For the second signal, the blocking child's handler waits in short steps, as a handler at
+work does: CPython runs a signal's Python handler between bytecodes, so a signal that lands
+in the instant between the first handler's end and the main thread's next blocking call
+waits for that call to return (with one endless wait, forever). The grace period's own
+signal has no such instant, and is tested on one endless wait.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ import asyncio
 import os
 import sys
 import threading
+import time
 
 import jackstalk
 
-driver, host, port, grace, how = sys.argv[1:]
+driver, host, port, grace, how, wait = sys.argv[1:]
 
 
 def say(text):
@@ -46,8 +53,8 @@ def say(text):
 
 class Worker(jackstalk.Worker):
     def stop(self):
-        say("STOPPING")
         super().stop()
+        say("STOPPING")  # (only now: a signal before would be taken for the first one)
 
 
 def started():
@@ -60,6 +67,9 @@ if driver == "blocking":
 
     def handle(job):
         started()
+        if wait == "steps":
+            while True:
+                time.sleep(0.01)
         threading.Event().wait()  # never set: only an interruption ends it
 
 elif driver == "asyncio":
@@ -90,12 +100,14 @@ say(f"RETURNED {handled}")
 class Child:
     """A worker process, and what it printed so far."""
 
-    def __init__(self, server: BeanstalkdServer, driver: str, grace: float, how: str) -> None:
+    def __init__(
+        self, server: BeanstalkdServer, driver: str, grace: float, how: str, wait: str
+    ) -> None:
         assert isinstance(server.address, tuple)
         host, port = server.address
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", CHILD, driver, host, str(port), str(grace), how],
+            [sys.executable, "-c", CHILD, driver, host, str(port), str(grace), how, wait],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -141,12 +153,17 @@ def children() -> Iterator[list[Child]]:
 
 
 def start(
-    children: list[Child], server: BeanstalkdServer, driver: str, grace: float, how: str
+    children: list[Child],
+    server: BeanstalkdServer,
+    driver: str,
+    grace: float,
+    how: str,
+    wait: str = "endless",
 ) -> tuple[Child, int]:
     """Put one job, start a worker child on it, and wait until its handler runs."""
     with jackstalk.Client(server.address, timeout=30) as client:
         job_id = client.put("stuck")
-    child = Child(server, driver, grace, how)
+    child = Child(server, driver, grace, how, wait)
     children.append(child)
     child.wait_for("HANDLING")
     return child, job_id
@@ -187,7 +204,7 @@ def test_second_signal_exits_with_128_plus_the_signal(
 ) -> None:
     """The first signal starts the graceful stop; a second one cancels the handler at once
     and the run method raises SystemExit(128 + signal number): no traceback, one line."""
-    child, job_id = start(children, beanstalkd, driver, 600, "signal")
+    child, job_id = start(children, beanstalkd, driver, 600, "signal", "steps")
     child.signal(number)
     child.wait_for("STOPPING")
     child.signal(number)

@@ -502,7 +502,16 @@ class Worker:
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         watcher = threading.Thread(target=watch, name="jackstalk-worker-grace", daemon=True)
-        watcher.start()
+        if sys.platform == "win32":  # pragma: no cover
+            watcher.start()
+        else:
+            # The watcher starts with SIGINT and SIGTERM blocked, so they always reach this
+            # thread: one delivered to the watcher would not wake a handler blocked here.
+            mask = signal.pthread_sigmask(signal.SIG_BLOCK, (signal.SIGINT, signal.SIGTERM))
+            try:
+                watcher.start()
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self._wake = asked.set
         if self._stopping:
             asked.set()
