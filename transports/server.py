@@ -255,7 +255,7 @@ class EmbeddedServer:
                 return
             if not hub.more(conn):
                 break
-            if now - start >= _TURN:
+            if loop.time() - start >= _TURN:
                 self._schedule(client)
                 break
         self._update_reading(client)
@@ -318,6 +318,8 @@ class EmbeddedServer:
 
     def _after(self) -> None:
         """After any event: wake who must be woken, and set the timer for what is due next."""
+        if self._closed.done():
+            return
         self._wake(self.hub.take_woken())
         self._arm_timer()
 
