@@ -21,8 +21,9 @@ This file is the entry point: the arguments and ``main``. The harness is in the 
 beside it, imported by their plain names (a script's folder is on ``sys.path``): ``wire``
 (the shared wire parameters and raw socket I/O), ``kits`` (one kit per client),
 ``scenarios`` (what is measured, and the server counters each run must leave),
-``measuring`` (timed runs, memory checks, placement probe) and ``report`` (summaries,
-targets, the text tables and docs/performance.md).
+``measuring`` (timed runs, memory checks, placement probe), ``sharing`` (K tasks sharing
+one async client) and ``report`` (summaries, targets, the text tables and
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from report import (
     write_docs,
 )
 from scenarios import scenarios
+from sharing import measure_sharing, text_sharing
 
 from jackstalk.testing import beanstalkd_available
 
@@ -77,12 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="few ops, one repetition: a smoke test"
     )
     parser.add_argument("--only", default="", help="run scenarios whose key contains this")
+    parser.add_argument(
+        "--share-total",
+        type=int,
+        default=20_000,
+        help="puts per measurement of 'K tasks share one client' (0 skips it)",
+    )
     args = parser.parse_args(argv)
     if not beanstalkd_available():
         print("beanstalkd is not on PATH: install it (e.g. apt-get install beanstalkd)")
         return 2
     if args.quick:
-        args.repeat, args.ops, args.batch = 1, 50, 200
+        args.repeat, args.ops, args.batch, args.share_total = 1, 50, 200, 512
     if args.repeat < 1 or args.ops < 1 or args.batch < 1:
         parser.error("--repeat, --ops and --batch must be at least 1")
 
@@ -98,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     targets = check_targets(summaries)
     memory = memory_checks(200, 50) if args.quick else memory_checks(args.batch, 1000)
     placement = placement_probe(args.ops, args.repeat)
+    sharing = (
+        measure_sharing(args.share_total, args.repeat, log=lambda text: print(text, flush=True))
+        if args.share_total and not args.only
+        else None
+    )
     meta = {
         "command": command,
         "repeat": args.repeat,
@@ -111,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text_targets(targets))
     print(text_memory(memory))
     print(text_placement(placement))
+    if sharing is not None:
+        print(text_sharing(sharing))
     print(f"\n{meta['seconds']} s")
     document = {
         "meta": meta,
@@ -119,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "memory": memory,
         "placement": placement,
+        "sharing": sharing,
     }
     with open(args.json, "w", encoding="utf-8") as file:
         json.dump(document, file, indent=1)
@@ -126,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick or args.only:
             print("not writing docs for a --quick or --only run")
         else:
-            write_docs(DOCS, meta, summaries, targets, memory, skipped, placement)
+            write_docs(DOCS, meta, summaries, targets, memory, skipped, placement, sharing)
             print(f"wrote {DOCS.relative_to(ROOT)}")
     return 0
 

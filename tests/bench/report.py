@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from scenarios import GROUPS, ONE_AT_A_TIME, Row, Sample, Scenario
-from wire import PIPELINE_BYTES, PIPELINE_COMMANDS
+from sharing import markdown_sharing
+from wire import PIPELINE_BYTES, PIPELINE_COMMANDS, SMALL
 
 # ======================================================================== reporting
 
@@ -487,6 +488,18 @@ def _limits(summaries: list[dict[str, Any]], targets: list[dict[str, Any]]) -> l
     ]
 
 
+def _one_at_a_time_puts(summaries: list[dict[str, Any]]) -> dict[str, float]:
+    """Each async client's median rate for put 100 B one at a time (scenario 6)."""
+    rates: dict[str, float] = {}
+    for summary in summaries:
+        if summary["kind"] == "put" and summary["body_bytes"] == SMALL:
+            for row in summary["rows"]:
+                kind = {"jackstalk-asyncio": "asyncio", "jackstalk-trio": "trio"}.get(row["client"])
+                if kind is not None:
+                    rates[kind] = row["median"]
+    return rates
+
+
 def write_docs(
     path: Path,
     meta: dict[str, Any],
@@ -495,6 +508,7 @@ def write_docs(
     memory: list[dict[str, Any]],
     skipped: dict[str, dict[str, str]],
     placement: dict[str, Any] | None = None,
+    sharing: dict[str, Any] | None = None,
 ) -> None:
     m = meta["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in m["versions"].items())
@@ -642,5 +656,7 @@ def write_docs(
             f" | {item['floor_ratio']:.2f}x | {item['overhead_per_job']:,.0f} B |"
         )
     out.append("")
+    if sharing is not None:
+        out += markdown_sharing(sharing, _one_at_a_time_puts(summaries))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out), encoding="utf-8")
