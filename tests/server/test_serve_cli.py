@@ -3,10 +3,12 @@ robustness: garbage, clients that never read, and clients that vanish mid-comman
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from serverkit import LIMIT, Serving, jackstalk_cli
@@ -201,3 +203,64 @@ def test_demo_on_a_given_server() -> None:
     assert process.returncode == 0, err
     assert f"using the server at {host}:{port}" in out
     assert "kicks the buried jobs: 1 back to ready" in out
+
+
+# ------------------------------------------------------------------ garbage collection
+
+
+class _FakeHandle:
+    def cancel(self) -> None:
+        pass
+
+
+class _FakeLoop:
+    """Just what the collector uses of a loop: the time, and call_later (recorded)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.later: list[Callable[[], object]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> _FakeHandle:
+        self.later.append(callback)
+        return _FakeHandle()
+
+
+def test_serve_collects_garbage_when_idle_or_after_a_long_busy_spell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from jackstalk._app.serve import _IdleCollector
+
+    collected: list[float] = []
+    loop = _FakeLoop()
+
+    def collect(generation: int = 2) -> int:
+        collected.append(loop.now)
+        return 0
+
+    monkeypatch.setattr(gc, "collect", collect)
+    server = SimpleNamespace(turns=0)
+    threshold = gc.get_threshold()
+    try:
+        collector = _IdleCollector(server, loop)  # type: ignore[arg-type]
+        assert gc.get_threshold()[2] == 2**31 - 1  # no automatic full collection
+
+        def look(turns: int) -> None:
+            server.turns = turns
+            loop.now += collector.PERIOD
+            loop.later.pop()()
+
+        look(0)  # idle, but nothing ran since the start: nothing to collect
+        look(5)  # busy
+        assert collected == []
+        look(5)  # idle after work: collect
+        assert collected == [3.0]
+        look(5)  # still idle, nothing new
+        for turns in range(6, 70):  # busy for a minute without a pause
+            look(turns)
+        assert collected == [3.0, 63.0]
+        collector.stop()
+    finally:
+        gc.set_threshold(*threshold)
