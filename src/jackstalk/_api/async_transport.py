@@ -362,26 +362,33 @@ class AsyncTransport(AsyncCommands):
     async def _execute(self, command: Command, /) -> Event:
         if self._reserves:
             raise ClientBusyError(_BUSY)
-        inflight, outbox = self._queues()
+        try:
+            inflight = self._inflight
+            outbox = self._outbox
+        except AttributeError:
+            inflight, outbox = self._queues()
         slot = _Slot(command)
+        size = slot.size
         waits = command.waits
         if waits:
             self._reserves += 1  # from here on: whatever comes after it would wait behind it
         try:
-            if self._room or not self._fits(1, slot.size):
-                await self._wait_for_room(1, slot.size)
+            if self._room or (self._count and not self._fits(1, size)):
+                await self._wait_for_room(1, size)
             else:
                 self._count += 1
-                self._bytes += slot.size
+                self._bytes += size
             if not inflight and not outbox and self._connected and not self._opening:
                 if self._check_idle():
                     self._drop()  # closed by the server while unused: open another
                 elif self._conn.idle:
                     # The fast lane: nothing in flight, so this command is written at once
                     # and its reply read as one command's (the core takes it over if not).
+                    # Written out here, as it is the path of every command of a lone task.
                     point = self._cancel_point()
                     if point is not None:
                         await point  # a command cancelled before it starts never starts
+                    conn = self._conn
                     self._exclusive = True
                     slot.state = _WRITTEN
                     inflight.append(slot)
@@ -392,9 +399,41 @@ class AsyncTransport(AsyncCommands):
                             await waiter
                     except BaseException as error:
                         self._write_failed(error, generation)
+                    if not self._reading and self._generation == generation:
+                        self._reading = True
+                        try:
+                            data = await self._receive()
+                        except BaseException as error:
+                            self._reading = False
+                            if _is_cancellation(error):
+                                raise  # (its reply is read and dropped by the next reader)
+                            if self._generation == generation:
+                                self._crash(error)
+                        else:
+                            if self._generation == generation:
+                                self._exclusive = False
+                                answer = conn.try_reply(command, data)
+                                if answer is not None:
+                                    # Answered: nothing else can be in flight before it.
+                                    inflight.popleft()
+                                    slot.state = _DONE
+                                    self._count -= 1
+                                    self._bytes -= size
+                                    self._reading = False
+                                    if outbox or inflight or self._room:
+                                        self._kick()
+                                        if self._room:
+                                            self._room[0].wake()
+                                    return answer
+                                try:
+                                    self._dispatch()
+                                except BaseException as error:
+                                    self._crash(error)
+                                self._reading = False
+                                self._kick()
             if slot.state is _QUEUED:
                 outbox.append(slot)
-            return await self._reply(slot, self._make_waiter())
+            return await self._reply(slot, None)
         except BaseException as error:
             self._give_up(slot, error)
             raise
@@ -481,11 +520,15 @@ class AsyncTransport(AsyncCommands):
                     slot.waiter.wake()
                     break
 
-    async def _reply(self, slot: _Slot, waiter: Waiter) -> Event:
+    async def _reply(self, slot: _Slot, waiter: Waiter | None) -> Event:
         """Wait for ``slot``'s reply, doing whatever the pipeline needs meanwhile: write
         the queue (after one turn of the loop, for the other tasks' commands to join it),
-        open a connection for it, or read replies."""
-        slot.waiter = waiter
+        open a connection for it, or read replies. ``waiter``: the caller's, shared by all
+        its commands (None: made here, when the caller first has to wait)."""
+        if waiter is None:
+            waiter = slot.waiter = self._make_waiter()
+        else:
+            slot.waiter = waiter
         while True:
             state = slot.state
             if state is _DONE:
@@ -594,15 +637,7 @@ class AsyncTransport(AsyncCommands):
                         continue
                 else:
                     conn.receive_data(data)
-                # Replies are parsed while commands await them; bytes beyond the last are
-                # left to the core, which refuses the next command as unsolicited data.
-                while inflight:
-                    event = conn.next_event()
-                    if event is NEED_DATA:
-                        break
-                    if type(event) is Closed:
-                        raise ConnectionClosedError("server closed the connection")
-                    self._deliver(event)  # type: ignore[arg-type]
+                self._dispatch()
         except BaseException as error:
             if _is_cancellation(error):
                 raise  # the bytes read so far are in the core: the next reader goes on
@@ -613,6 +648,20 @@ class AsyncTransport(AsyncCommands):
             if self._generation == generation:
                 self._reading = False
                 self._kick()
+
+    def _dispatch(self) -> None:
+        """Hand out every reply the core holds whole, in order. Replies are parsed while
+        commands await them; bytes beyond the last are left to the core, which refuses the
+        next command as unsolicited data."""
+        conn = self._conn
+        inflight = self._inflight
+        while inflight:
+            event = conn.next_event()
+            if event is NEED_DATA:
+                return
+            if type(event) is Closed:
+                raise ConnectionClosedError("server closed the connection")
+            self._deliver(event)  # type: ignore[arg-type]
 
     def _deliver(self, event: Event) -> None:
         """Hand the oldest in-flight command its reply (dropped if its caller left)."""
