@@ -53,12 +53,8 @@ def _placed(server_pid: int, placement: tuple[int, int]) -> Iterator[None]:
         os.sched_setaffinity(0, cpus)
 
 
-async def _asyncio_puts(
-    address: Any, tasks: int, total: int, latencies: list[float] | None
-) -> float:
-    client = jackstalk.AsyncClient(address, encoding=None)
-    await client.connect()
-    share = total // tasks
+def _worker(client: Any, share: int, latencies: list[float] | None) -> Callable[[], Any]:
+    """One task's loop: ``share`` puts, each awaited, timed when ``latencies`` is given."""
 
     async def worker() -> None:
         put = client.put
@@ -69,6 +65,16 @@ async def _asyncio_puts(
             if latencies is not None:
                 latencies.append(clock() - started)
 
+    return worker
+
+
+async def _asyncio_puts(
+    address: Any, tasks: int, total: int, latencies: list[float] | None
+) -> float:
+    client = jackstalk.AsyncClient(address, encoding=None)
+    await client.connect()
+    share = total // tasks
+    worker = _worker(client, share, latencies)
     began = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(tasks)))
     seconds = time.perf_counter() - began
@@ -81,16 +87,7 @@ async def _trio_puts(address: Any, tasks: int, total: int, latencies: list[float
     client = jackstalk.TrioClient(address, encoding=None)
     await client.connect()
     share = total // tasks
-
-    async def worker() -> None:
-        put = client.put
-        clock = time.perf_counter
-        for _ in range(share):
-            started = clock()
-            await put(BODY, PRIORITY, 0, TTR)
-            if latencies is not None:
-                latencies.append(clock() - started)
-
+    worker = _worker(client, share, latencies)
     began = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for _ in range(tasks):

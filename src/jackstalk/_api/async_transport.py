@@ -222,8 +222,11 @@ class AsyncTransport(AsyncCommands):
 
     async def connect(self) -> None:
         """Open the connection now (it otherwise opens on first use)."""
-        if self._connected:
-            return  # (also while a reserve waits on it: nothing to refuse)
+        if not self._connected:  # (also while a reserve waits on it: nothing to refuse)
+            await self._open_once()
+
+    async def _open_once(self) -> None:
+        """Open the connection unless another task opened it while this one waited."""
         lock = self._lock
         if lock is None:
             lock = self._lock = self._make_lock()
@@ -559,16 +562,7 @@ class AsyncTransport(AsyncCommands):
         self._flushing = True
         try:
             if not self._connected:
-                lock = self._lock
-                if lock is None:
-                    lock = self._lock = self._make_lock()
-                if not lock.try_acquire():
-                    await lock.acquire()
-                try:
-                    if not self._connected:
-                        await self._open()
-                finally:
-                    lock.release()
+                await self._open_once()
             writable = self._writable()
             if writable is not None:
                 await writable  # the transport's buffer is full: wait until it drains
