@@ -137,8 +137,9 @@ class _IdleCollector:
     def _look(self) -> None:
         turns = self._server.turns
         now = self._loop.time()
-        idle = turns == self._seen
-        if (idle and turns != self._collected) or now - self._last >= self.LONGEST:
+        worked = turns != self._collected  # since the last collection
+        idle = turns == self._seen  # for the last period
+        if worked and (idle or now - self._last >= self.LONGEST):
             self._gc.collect()
             self._collected = turns
             self._last = now
@@ -247,9 +248,12 @@ def _demo(
         say("producer", f"fixes the image and kicks the buried jobs: {kicked} back to ready")
         job = imager.reserve(timeout=5)
         assert job is not None
-        stats = imager.stats_job(job)
-        say("imager", f"  got job {job.id} again (reserved {stats['reserves']} times,")
-        say("imager", f"  buried {stats['buries']}, kicked {stats['kicks']}); done, deleting it")
+        job_stats = imager.stats_job(job)
+        say("imager", f"  got job {job.id} again (reserved {job_stats['reserves']} times,")
+        say(
+            "imager",
+            f"  buried {job_stats['buries']}, kicked {job_stats['kicks']}); done, deleting it",
+        )
         job.delete()
         for tube in (emails, thumbnails):
             stats = producer.stats_tube(tube)
