@@ -4,6 +4,7 @@ all three drivers against a real beanstalkd."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from typing import Any
@@ -174,6 +175,27 @@ def test_clients_log_nothing_per_command(
             assert job is not None
             job.delete()
         assert caplog.records == []
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_async_worker_raises_a_failure_outside_handlers_and_nothing_else(
+    concurrency: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No server: every slot fails to connect; the first failure is raised, and asyncio
+    reports none of the others as never retrieved."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        address = unused.getsockname()[:2]  # closed again below: nothing listens there
+
+    async def handle(job: jackstalk.AsyncJob) -> None:
+        raise AssertionError("no job can come")
+
+    worker = jackstalk.Worker(handle, address=address, concurrency=concurrency)
+    with caplog.at_level(logging.ERROR, logger="asyncio"), pytest.raises(ConnectionRefusedError):
+        asyncio.run(worker.run_asyncio())
+    del worker
+    gc.collect()  # (a task whose failure nobody read is reported when it is collected)
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 # --------------------------------------------------------------------- hooks

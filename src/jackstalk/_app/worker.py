@@ -631,7 +631,9 @@ class Worker:
         failure: BaseException | None = None
         for task in drivers:
             if not task.cancelled():
-                failure = failure or task.exception()  # (each one read: none is reported)
+                error = task.exception()  # (read for each: asyncio reports those never read)
+                if failure is None:
+                    failure = error
         if failure is not None and self._forced is None:
             raise failure  # a failure outside the handlers (say, no server)
         return self._finish()
