@@ -461,8 +461,9 @@ class Worker:
         interrupts a handler still running ``grace`` seconds after the stop.
 
         Returns ``quiet`` (from then on a signal is only noted, never raised) and
-        ``restore`` (undo it all). The signal handler only sets flags or raises: it takes
-        no lock, so it cannot deadlock on whatever it interrupted."""
+        ``restore`` (undo it all). The signal handler sets flags, raises, or calls
+        :meth:`stop` the first time (whose event this thread only sets once stopping, so
+        the handler never waits on a lock the code it interrupted holds)."""
         if threading.current_thread() is not threading.main_thread():
             return (lambda: None), (lambda: None)
         main = threading.main_thread().ident
