@@ -15,7 +15,8 @@ Sections (all of them when none is named):
     ``python -m jackstalk serve -l 127.0.0.1 -p PORT`` and ``beanstalkd -l 127.0.0.1 -p
     PORT`` launched ``--launches`` times each: the time from the launch to the first TCP
     connect that succeeds (polled every 0.2 ms), to the first reply (``list-tube-used``),
-    and from SIGTERM to the process's exit; medians.
+    and from SIGTERM to the process's exit; medians. For scale, the same interpreter
+    launched to do nothing but listen (the floor for any Python server here).
 ``memory``
     Each server started the same way; RSS (``/proc/PID/status``) after one connection,
     then after ``--jobs`` puts of 10-byte bodies (pipelined, 1,000 at a time): the
@@ -210,11 +211,22 @@ def rss(pid: int) -> int:
 
 # ------------------------------------------------------------------ start-up
 
+BARE_LISTENER = """
+import socket, sys
+sock = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+conn, _ = sock.accept()
+conn.recv(100)
+conn.sendall(b"USING default\\r\\n")
+conn.recv(100)
+"""
+
 
 def section_startup(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     print(f"start-up ({args.launches} launches each, median; min in brackets)")
-    for name, launch in launchers().items():
+    kinds = launchers()
+    kinds["python floor"] = lambda port: [sys.executable, "-c", BARE_LISTENER, str(port)]
+    for name, launch in kinds.items():
         up: list[float] = []
         replied: list[float] = []
         exits: list[float] = []
