@@ -1,25 +1,82 @@
-"""Developer tasks: `nox` runs tests, typecheck and lint; `nox -s bench` runs the benchmarks."""
+"""Developer tasks: `nox` runs tests, typecheck and lint; `nox -s bench` runs the benchmarks.
+
+`tests` runs once per supported CPython (`nox -s tests-3.12` runs one); an interpreter that
+is not installed is skipped, not an error, so `nox` passes on a machine with only some.
+"""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import nox
 
 nox.options.sessions = ["tests", "typecheck", "lint"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
+# Skip a supported Python that is not installed, also on CI (where nox errors by default).
+nox.options.error_on_missing_interpreters = False
+
+PYTHONS = ["3.11", "3.12", "3.13"]
+"""The CPython versions jackstalk supports (pyproject.toml's classifiers say the same)."""
 
 GROUPS: dict[str, list[str]] = nox.project.load_toml("pyproject.toml")["dependency-groups"]
 COVERAGE_FLOOR = "95"
 
 
-@nox.session
+def _runs(program: str | None) -> bool:
+    """Whether ``program`` exists and starts (a pyenv shim of an inactive version does not)."""
+    if program is None:
+        return False
+    try:
+        return subprocess.run([program, "-c", ""], capture_output=True, check=False).returncode == 0
+    except OSError:
+        return False
+
+
+def _find_pythons() -> None:
+    """Make every installed supported CPython runnable as ``pythonX.Y``, where nox looks.
+
+    pyenv installs versions side by side, but its ``python3.12`` shim only runs when 3.12 is
+    an active version. For each supported version that does not run by name, a wrapper in
+    ``.nox/pythons`` (put first on PATH) runs the newest installed ``X.Y.*`` of pyenv.
+    """
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
+    wrappers = Path(__file__).resolve().parent / ".nox" / "pythons"
+    for version in PYTHONS:
+        name = f"python{version}"
+        if _runs(shutil.which(name)):
+            continue
+        found = [p for p in root.glob(f"{version}.*/bin/{name}") if _runs(str(p))]
+        if not found:
+            continue  # not installed: its session is skipped
+        newest = max(found, key=lambda p: [int(n) for n in p.parts[-3].split(".") if n.isdigit()])
+        wrappers.mkdir(parents=True, exist_ok=True)
+        wrapper = wrappers / name
+        wrapper.write_text(f'#!/bin/sh\nexec "{newest}" "$@"\n', encoding="utf-8")
+        wrapper.chmod(0o755)
+    if wrappers.is_dir():
+        os.environ["PATH"] = f"{wrappers}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_find_pythons()
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """Install the project (not editable, so packaging is tested too) and run the suite."""
+    """Install the project (not editable, so packaging is tested too) and run the suite.
+
+    Each Python version keeps its own coverage data, combined and checked against the floor
+    within its session.
+    """
     session.install(".[trio]", *GROUPS["test"])
-    session.run("coverage", "erase")
-    session.run("python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
-    session.run("coverage", "combine", "--quiet")
-    session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}")
+    env = {"COVERAGE_FILE": f".coverage.tests-{session.python}"}
+    session.run("coverage", "erase", env=env)
+    session.run("python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs, env=env)
+    session.run("coverage", "combine", "--quiet", env=env)
+    session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}", env=env)
 
 
 @nox.session

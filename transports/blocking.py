@@ -10,9 +10,9 @@ import threading
 from collections.abc import Callable, Iterable
 from time import monotonic as _monotonic
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from jackstalk._api.base import Address
+from jackstalk._api.base import Address, CodecOption
 from jackstalk._api.pipeline import IDLE_CHECK, batch_wait, reply_wait, windows
 from jackstalk._api.sync_methods import SyncCommands
 from jackstalk._protocol.commands import Command
@@ -78,7 +78,7 @@ class Client(SyncCommands):
         timeout: float | None = 30.0,
         connect_timeout: float | None = 10.0,
         ssl: SSLContext | None = None,
-        codec: Literal["json"] | None = None,
+        codec: CodecOption = None,
     ) -> None:
         super().__init__(
             address,

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jackstalk._api.base import DEFAULT_PORT
+from jackstalk._api.base import DEFAULT_PORT, Codec
 from jackstalk._api.errors import BatchError, BodyDecodeError, JobBodyTooLarge
-from jackstalk._api.jobs import AsyncJob, BaseJob, Job
+from jackstalk._api.jobs import KEEP, AsyncJob, BaseJob, Job, Keep
+from jackstalk._api.stats import JobStats, ServerStats, TubeStats
 from jackstalk._protocol.commands import (
     DEFAULT_PRIORITY,
     DEFAULT_TTR,
@@ -155,9 +156,15 @@ __all__ = [
     "BatchError",
     "BodyDecodeError",
     "Client",
+    "Codec",
     "Job",
     "JobBodyTooLarge",
+    "JobStats",
+    "KEEP",
+    "Keep",
+    "ServerStats",
     "TrioClient",
+    "TubeStats",
     "DEFAULT_PRIORITY",
     "DEFAULT_TTR",
     "MAX_LINE",

@@ -411,8 +411,11 @@ def tube_jobs(client: jackstalk.Client, tube: str) -> dict[str, int]:
     try:
         stats = client.stats_tube(tube)
     except jackstalk.NotFoundError:
-        stats = {}
-    names = ("ready", "reserved", "delayed", "buried")
-    counts = {name: int(stats.get(f"current-jobs-{name}", 0)) for name in names}
-    counts["total"] = int(stats.get("total-jobs", 0))
-    return counts
+        return dict.fromkeys(("ready", "reserved", "delayed", "buried", "total"), 0)
+    return {
+        "ready": stats["current-jobs-ready"],
+        "reserved": stats["current-jobs-reserved"],
+        "delayed": stats["current-jobs-delayed"],
+        "buried": stats["current-jobs-buried"],
+        "total": stats["total-jobs"],
+    }

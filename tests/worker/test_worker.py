@@ -293,7 +293,7 @@ def test_async_worker_keeps_long_jobs_alive(beanstalkd: BeanstalkdServer, librar
     with producer(beanstalkd) as client:
         job_id = client.put("long", ttr=3)
     box: list[jackstalk.Worker] = []
-    observed: list[dict[str, Any]] = []
+    observed: list[jackstalk.JobStats] = []
 
     async def handle(job: jackstalk.AsyncJob) -> None:
         if library == "asyncio":
@@ -389,6 +389,51 @@ def test_json_codec_worker_gets_values_and_buries_what_is_not_json(
     box.append(worker)
     worker.run()
     assert seen == [{"user": 7, "action": "welcome"}]
+    with producer(beanstalkd) as client:
+        assert client.stats_job(bad)["state"] == "buried"
+        assert client.peek(good) is None
+
+
+class _PrefixCodec:
+    """A codec of the user's own: bytes out, and ``loads`` refuses a body without its tag."""
+
+    def dumps(self, obj: Any, /) -> bytes:
+        return b"P" + repr(obj).encode()
+
+    def loads(self, data: bytes, /) -> Any:
+        if not data.startswith(b"P"):
+            raise LookupError("untagged body")  # not a ValueError: any exception counts
+        return data[1:].decode()
+
+
+def test_codec_object_worker_gets_values_and_buries_what_does_not_decode(
+    beanstalkd: BeanstalkdServer,
+) -> None:
+    with producer(beanstalkd, encoding=None) as raw:
+        bad = raw.put(b"untagged")
+    with producer(beanstalkd, codec=_PrefixCodec()) as client:
+        good = client.put(7)
+    seen: list[Any] = []
+    buried: list[tuple[int, Any, BaseException]] = []
+    box: list[jackstalk.Worker] = []
+
+    def handle(job: jackstalk.Job) -> None:
+        seen.append(job.body)
+        box[0].stop()
+
+    def on_bury(job: jackstalk.Job, error: BaseException) -> None:
+        buried.append((job.id, job.body, error))
+
+    worker = jackstalk.Worker(
+        handle, address=beanstalkd.address, codec=_PrefixCodec(), on_bury=on_bury
+    )
+    box.append(worker)
+    worker.run()
+    assert seen == ["7"]
+    ((job_id, body, error),) = buried
+    assert (job_id, body) == (bad, b"untagged")
+    assert isinstance(error, jackstalk.BodyDecodeError)
+    assert "untagged body" in str(error)
     with producer(beanstalkd) as client:
         assert client.stats_job(bad)["state"] == "buried"
         assert client.peek(good) is None

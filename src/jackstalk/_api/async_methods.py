@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, overload
 
 from jackstalk._api.base import ClientBase
 from jackstalk._api.errors import BatchError
@@ -27,7 +27,15 @@ from jackstalk._api.operations import (
     _RESERVE,
     _STATS,
 )
-from jackstalk._api.replies import _DONE, _Inserted, _Reserved, _TimedOut, error_for
+from jackstalk._api.replies import (
+    _DONE,
+    _Inserted,
+    _Reserved,
+    _TimedOut,
+    error_for,
+    put_many_results,
+)
+from jackstalk._api.stats import JobStats, ServerStats, TubeStats
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
@@ -58,18 +66,29 @@ class AsyncCommands(ClientBase):
         priority: int = c.DEFAULT_PRIORITY,
         delay: int = 0,
         ttr: int = c.DEFAULT_TTR,
+        tube: str | None = None,
     ) -> int:
-        """Put a job into the used tube and return its id.
+        """Put a job into the used tube (or ``tube``) and return its id.
 
-        ``body``: ``str`` (encoded with the client's encoding) or ``bytes``; with
-        ``codec="json"``, any JSON-serialisable value.
+        ``body``: ``str`` (encoded with the client's encoding) or ``bytes``; with a ``codec``,
+        any value it serialises.
         ``priority``: 0 (most urgent) to 2**32-1. ``delay``: seconds before it can be reserved.
         ``ttr``: seconds a worker may hold it before the server gives it to another worker.
+        ``tube``: use this tube first, in the same write as the put (one round trip); it stays
+        the used tube afterwards, for later puts and peeks, and after a reconnect.
         """
         if type(body) is not bytes or self.codec is not None or len(body) > self.max_job_size:
             # (_encode returns plain bytes within the limit unchanged: skip the call for them)
             body = self._encode(body)
-        event = await self._execute(c.Put(body, priority, delay, ttr))
+        if tube is None:
+            event = await self._execute(c.Put(body, priority, delay, ttr))
+            if type(event) is _Inserted:
+                return event._id
+            raise error_for(event)
+        events = await self._execute_many([c.Use(tube), c.Put(body, priority, delay, ttr)])
+        use_reply, event = events
+        if type(use_reply) is not e.Using:
+            raise error_for(use_reply)
         if type(event) is _Inserted:
             return event._id
         raise error_for(event)
@@ -80,12 +99,14 @@ class AsyncCommands(ClientBase):
         priority: int = c.DEFAULT_PRIORITY,
         delay: int = 0,
         ttr: int = c.DEFAULT_TTR,
+        tube: str | None = None,
     ) -> list[int]:
         """Put many jobs in one pipelined batch and return their ids, in order.
 
         Every body is checked before the first byte is sent. If the server refuses some,
         :class:`BatchError` is raised after all replies are read; its ``results`` holds each
-        job's id or error.
+        job's id or error. ``tube``: use this tube first, in the same batch; it stays the used
+        tube afterwards.
         """
         # Checked here too, so an empty batch refuses them as well (each Put checks them again).
         priority = v.u32(priority, "priority")
@@ -94,18 +115,24 @@ class AsyncCommands(ClientBase):
         commands: list[c.Command] = [
             c.Put(self._encode(body), priority, delay, ttr) for body in bodies
         ]
+        if tube is None:
+            events = await self._execute_many(commands)
+            results: list[Any] = []
+            failed = 0
+            for event in events:
+                if type(event) is _Inserted:
+                    results.append(event.id)
+                else:
+                    results.append(error_for(event))
+                    failed += 1
+            if failed:
+                raise BatchError(f"{failed} of {len(events)} puts failed", results)
+            return results
+        commands.insert(0, c.Use(tube))
         events = await self._execute_many(commands)
-        results: list[Any] = []
-        failed = 0
-        for event in events:
-            if type(event) is _Inserted:
-                results.append(event.id)
-            else:
-                results.append(error_for(event))
-                failed += 1
-        if failed:
-            raise BatchError(f"{failed} of {len(events)} puts failed", results)
-        return results
+        if type(events[0]) is not e.Using:
+            raise error_for(events[0])
+        return put_many_results(self, events[1:])
 
     async def use(self, tube: str) -> str:
         """Use ``tube`` for later puts and peeks; return its name."""
@@ -152,13 +179,20 @@ class AsyncCommands(ClientBase):
             return self._yaml(event.data, yaml_subset.parse_list)
         raise error_for(event)
 
+    @overload
+    async def reserve(self, timeout: None = None) -> AsyncJob: ...
+    @overload
+    async def reserve(self, timeout: float) -> AsyncJob | None: ...
     async def reserve(self, timeout: float | None = None) -> AsyncJob | None:
         """Reserve a job from a watched tube: a ``Job``, or ``None`` if ``timeout`` ran out.
 
-        ``timeout=None`` waits as long as it takes (no socket timeout applies); ``0`` only takes
-        a job that is ready now. Fractions of a second are rounded up: the protocol counts
-        whole seconds. Raises :class:`DeadlineSoonError` when a job this connection holds is
-        about to run out of time.
+        ``timeout=None`` waits as long as it takes (no socket timeout applies) and always
+        returns a job; ``0`` only takes a job that is ready now. Fractions of a second are
+        rounded up: the protocol counts whole seconds. Raises :class:`DeadlineSoonError` when a
+        job this connection holds is about to run out of time.
+
+        A timeout returns ``None`` and never raises :class:`TimedOutError`: greenstalk's
+        ``except TimedOutError`` around a reserve never fires here; test ``if job is None``.
         """
         if timeout is None:
             event = await self._execute(_RESERVE)
@@ -272,22 +306,24 @@ class AsyncCommands(ClientBase):
             return None
         raise error_for(event)
 
-    async def stats(self) -> Any:
-        """Server statistics, typed by field (see ``parse_yaml``)."""
+    async def stats(self) -> ServerStats:
+        """Server statistics, typed by field (a :class:`ServerStats`; see ``parse_yaml``)."""
         event = await self._execute(_STATS)
         if type(event) is e.Ok:
             return self._yaml(event.data, yaml_subset.parse_stats)
         raise error_for(event)
 
-    async def stats_tube(self, tube: str) -> Any:
-        """Statistics of one tube; raises :class:`NotFoundError` if it does not exist."""
+    async def stats_tube(self, tube: str) -> TubeStats:
+        """Statistics of one tube (a :class:`TubeStats`); raises :class:`NotFoundError` if it
+        does not exist."""
         event = await self._execute(c.StatsTube(tube))
         if type(event) is e.Ok:
             return self._yaml(event.data, yaml_subset.parse_stats)
         raise error_for(event)
 
-    async def stats_job(self, job: JobRef) -> Any:
-        """Statistics of one job; raises :class:`NotFoundError` if it does not exist."""
+    async def stats_job(self, job: JobRef) -> JobStats:
+        """Statistics of one job (a :class:`JobStats`); raises :class:`NotFoundError` if it
+        does not exist."""
         event = await self._execute(c.StatsJob(id_of(job)))
         if type(event) is e.Ok:
             return self._yaml(event.data, yaml_subset.parse_stats)

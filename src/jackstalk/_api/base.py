@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 from jackstalk._api.errors import BodyDecodeError, JobBodyTooLarge
 from jackstalk._api.jobs import BaseJob
@@ -18,13 +18,38 @@ from jackstalk._protocol.errors import ArgumentTypeError, InvalidArgument, Inval
 if TYPE_CHECKING:
     from ssl import SSLContext
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_MAX_JOB_SIZE", "DEFAULT_PORT", "Address", "ClientBase"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_MAX_JOB_SIZE",
+    "DEFAULT_PORT",
+    "Address",
+    "ClientBase",
+    "Codec",
+    "CodecOption",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11300
 DEFAULT_MAX_JOB_SIZE = 65535
 
 Address: TypeAlias = "tuple[str, int] | str | os.PathLike[str]"
+
+
+class Codec(Protocol):
+    """What ``codec=`` takes besides ``"json"``: any object (or module) with ``dumps`` and
+    ``loads``, such as ``msgpack``, ``orjson`` or a user's own.
+
+    ``dumps`` turns a value into the body: ``bytes`` as they are, or ``str``, encoded with
+    the client's encoding (UTF-8 when it is ``None``). ``loads`` gets the body's raw bytes;
+    whatever it raises makes the reserve or peek raise :class:`BodyDecodeError`.
+    """
+
+    def dumps(self, obj: Any, /) -> str | bytes: ...
+    def loads(self, data: bytes, /) -> Any: ...
+
+
+CodecOption: TypeAlias = 'Literal["json"] | Codec | None'
+"""The ``codec=`` option: ``"json"``, a :class:`Codec`, or ``None`` (bodies as they are)."""
 
 
 class ClientBase:
@@ -41,7 +66,10 @@ class ClientBase:
     ``ssl``: an :class:`ssl.SSLContext` to speak TLS (to a TLS terminator in front of
     beanstalkd); the certificate is checked against the address's host. ``codec="json"``:
     ``put`` takes any JSON-serialisable value and jobs come back with the decoded value as
-    their ``body`` (a body that is not JSON raises :class:`BodyDecodeError`).
+    their ``body`` (a body that is not JSON raises :class:`BodyDecodeError`). ``codec`` may
+    also be any object with ``dumps`` and ``loads`` (``msgpack``, ``orjson``, your own; see
+    :class:`Codec`), with the same guarantee: a body ``loads`` refuses raises
+    :class:`BodyDecodeError` with the job, which a worker buries.
     """
 
     _job_type: type[BaseJob] = BaseJob
@@ -56,7 +84,7 @@ class ClientBase:
         parse_yaml: bool | Callable[[str], Any] = True,
         max_job_size: int = DEFAULT_MAX_JOB_SIZE,
         ssl: SSLContext | None = None,
-        codec: Literal["json"] | None = None,
+        codec: CodecOption = None,
     ) -> None:
         if address is None:
             address = (DEFAULT_HOST, DEFAULT_PORT)
@@ -98,8 +126,15 @@ class ClientBase:
                 raise InvalidArgument("ssl needs a TCP (host, port) address")
         self.ssl = ssl
         given: object = codec  # any object may arrive here; compare without -bb warnings
-        if given is not None and (not isinstance(given, str) or given != "json"):
-            raise InvalidArgument(f'codec must be "json" or None, not {codec!r}')
+        if isinstance(given, str):
+            if given != "json":
+                raise InvalidArgument(f'codec must be "json", a codec or None, not {codec!r}')
+        elif given is not None and not (
+            callable(getattr(given, "dumps", None)) and callable(getattr(given, "loads", None))
+        ):
+            raise InvalidArgument(
+                f'codec must be "json", an object with dumps and loads, or None, not {codec!r}'
+            )
         self.codec = codec
 
     # -- state to restore on every (re)connection
@@ -128,12 +163,26 @@ class ClientBase:
     # -- conversions
 
     def _encode(self, body: Any) -> bytes:
-        if self.codec is not None:
-            try:
-                body = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-            except (TypeError, ValueError) as error:
-                raise ArgumentTypeError(f"job body is not JSON-serialisable: {error}") from None
-            body = body.encode(self.encoding or "utf-8")
+        codec = self.codec
+        if codec is not None:
+            if isinstance(codec, str):  # "json"
+                try:
+                    body = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+                except (TypeError, ValueError) as error:
+                    raise ArgumentTypeError(f"job body is not JSON-serialisable: {error}") from None
+            else:
+                try:
+                    body = codec.dumps(body)
+                except (TypeError, ValueError) as error:
+                    raise ArgumentTypeError(
+                        f"job body is not serialisable by the codec: {error}"
+                    ) from None
+                if not isinstance(body, str | bytes | bytearray | memoryview):
+                    raise ArgumentTypeError(
+                        f"codec.dumps returned {type(body).__name__}, not str or bytes"
+                    )
+            if isinstance(body, str):
+                body = body.encode(self.encoding or "utf-8")
         if type(body) is bytes:
             data = body
         elif isinstance(body, str):
@@ -155,13 +204,21 @@ class ClientBase:
         (the worker's) replaces the client's job class."""
         make: Any = job_type or self._job_type
         encoding = self.encoding
-        if encoding is None and self.codec is None:
-            return make(job_id, data, self)
+        codec = self.codec
+        if codec is None:
+            if encoding is None:
+                return make(job_id, data, self)
+            try:
+                return make(job_id, data.decode(encoding), self)
+            except ValueError as error:  # UnicodeDecodeError
+                job = make(job_id, data, self)
+                raise BodyDecodeError(f"job {job_id}: body does not decode: {error}", job) from None
         try:
-            body: Any = data.decode(encoding or "utf-8")
-            if self.codec is not None:
-                body = json.loads(body)
-        except ValueError as error:  # UnicodeDecodeError and JSONDecodeError alike
+            if isinstance(codec, str):  # "json"
+                body: Any = json.loads(data.decode(encoding or "utf-8"))
+            else:
+                body = codec.loads(data)
+        except Exception as error:  # whatever a codec raises: the body does not decode
             job = make(job_id, data, self)
             raise BodyDecodeError(f"job {job_id}: body does not decode: {error}", job) from None
         return make(job_id, body, self)

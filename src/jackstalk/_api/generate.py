@@ -7,7 +7,8 @@ per kind of client, into ``sync_methods.py`` (blocking) and ``async_methods.py``
 trio): the operation's own statements, with every ``return command, conversion`` replaced by
 running the command and the conversion's own statements. A method is thus one function from
 argument checks to result, with real source lines for tracebacks, debuggers and coverage, and
-no call to the operation or the conversion on the way.
+no call to the operation or the conversion on the way. An operation's ``@overload`` stubs
+become overloads of its method, with the kind's job class for ``BaseJob``.
 
 ``--check`` exits 1 if a written module differs from what would be written now (the test
 suite runs the same check). The generator reads source text only; it runs no operation.
@@ -74,8 +75,8 @@ _HEADER = """\
 # fails while this file is stale.
 """
 
-_EXECUTORS = {"Call": "_execute", "Batch": "_execute_many"}
-"""What runs an operation's command(s), by the operation's result type."""
+_RESULTS = frozenset({"Call", "Batch"})
+"""The result types an operation may declare (``Call[T]``, ``Batch[T]`` or both, joined)."""
 
 
 # ---------------------------------------------------------------------------- imports
@@ -224,32 +225,53 @@ def _conversion(reference: ast.expr) -> Callable[..., Any]:
     return function  # type: ignore[no-any-return]
 
 
-def _run_and_convert(kind: Kind, executor: str, command: str, reference: ast.expr) -> list[str]:
-    """What replaces ``return command, conversion``: run the command, then the conversion's
-    statements (at the conversion's own indentation, 4)."""
+def _run_and_convert(kind: Kind, command: str, reference: ast.expr) -> list[str]:
+    """What replaces ``return command, conversion``: run the command (one, or a batch when
+    the conversion takes a list of events), then the conversion's statements (at the
+    conversion's own indentation, 4)."""
     text, node = _source(_conversion(reference))
     client, reply = (arg.arg for arg in node.args.args)
     if client != "client":
         raise ValueError(f"{node.name}: a conversion's first parameter is the client")
+    annotation = node.args.args[1].annotation
+    batch = annotation is not None and ast.unparse(annotation).startswith("list[")
+    executor = "_execute_many" if batch else "_execute"
     lines = text.splitlines()[_body_start(node) - 1 : node.end_lineno]
     run = f"self.{executor}({command})"
     return [f"    {reply} = {'await ' if kind.is_async else ''}{run}", *lines]
 
 
-def _signature(kind: Kind, node: ast.FunctionDef) -> list[str]:
+def _result(node: ast.FunctionDef) -> ast.expr:
+    """The type an operation's result converts to: the ``T`` of ``Call[T]``, ``Batch[T]``
+    or ``Call[T] | Batch[T]``."""
+    parts: list[ast.expr] = []
+    result = node.returns
+    while isinstance(result, ast.BinOp) and isinstance(result.op, ast.BitOr):
+        parts.append(result.right)
+        result = result.left
+    if result is not None:
+        parts.append(result)
+    slices = set()
+    for part in parts:
+        if not (
+            isinstance(part, ast.Subscript)
+            and isinstance(part.value, ast.Name)
+            and part.value.id in _RESULTS
+        ):
+            raise ValueError(f"{node.name} must return Call[...] or Batch[...]")
+        slices.add(ast.unparse(part.slice))
+    if len(slices) != 1:
+        raise ValueError(f"{node.name}: Call and Batch must convert to the same type")
+    return parts[0].slice  # type: ignore[attr-defined, no-any-return]
+
+
+def _signature(kind: Kind, node: ast.FunctionDef, *, stub: bool = False) -> list[str]:
     """The method's def line(s): the operation's parameters after the client, and the type
-    its result converts to."""
+    its result converts to; ``stub``: an overload's, ending in ``...``."""
     args = node.args
     if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
         raise ValueError(f"{node.name}: only plain parameters can be written out")
-    result = node.returns
-    if not (
-        isinstance(result, ast.Subscript)
-        and isinstance(result.value, ast.Name)
-        and result.value.id in _EXECUTORS
-    ):
-        raise ValueError(f"{node.name} must return Call[...] or Batch[...]")
-    returns = ast.unparse(result.slice).replace("BaseJob", kind.job_class)
+    returns = ast.unparse(_result(node)).replace("BaseJob", kind.job_class)
     params = args.args[1:]
     defaults: list[ast.expr | None] = [None] * (len(args.args) - len(args.defaults))
     defaults = (defaults + list(args.defaults))[1:]
@@ -262,18 +284,27 @@ def _signature(kind: Kind, node: ast.FunctionDef) -> list[str]:
             text += f" = {ast.unparse(default)}" if param.annotation else f"={ast.unparse(default)}"
         written.append(text)
     head = f"    {'async def' if kind.is_async else 'def'} {node.name}("
-    tail = f") -> {returns}:"
+    tail = f") -> {returns}:" + (" ..." if stub else "")
     if len(head) + len(", ".join(written)) + len(tail) <= 100:
         return [head + ", ".join(written) + tail]
     return [head, *(f"        {text}," for text in written), "    " + tail]
 
 
+def _overloads(kind: Kind, op: Callable[..., Any]) -> list[str]:
+    """The ``@overload`` stubs operations.py declares for ``op``, as method stubs."""
+    tree = ast.parse(inspect.getsource(operations))
+    stubs: list[str] = []
+    for node in tree.body:
+        if not (isinstance(node, ast.FunctionDef) and node.name == op.__name__):
+            continue
+        if any(isinstance(d, ast.Name) and d.id == "overload" for d in node.decorator_list):
+            stubs += ["    @overload", *_signature(kind, node, stub=True)]
+    return stubs
+
+
 def _method(kind: Kind, op: Callable[..., Any]) -> str:
-    """One operation written out as a method of ``kind``."""
+    """One operation written out as a method of ``kind``, after its overloads if any."""
     text, node = _source(op)
-    result = node.returns
-    assert isinstance(result, ast.Subscript) and isinstance(result.value, ast.Name)
-    executor = _EXECUTORS[result.value.id]
     lines = text.splitlines()
     body: list[str] = []
     row = _body_start(node)
@@ -285,12 +316,12 @@ def _method(kind: Kind, op: Callable[..., Any]) -> str:
         body += lines[row - 1 : statement.lineno - 1]
         command = ast.get_source_segment(text, value.elts[0])
         assert command is not None
-        inline = _run_and_convert(kind, executor, command, value.elts[1])
+        inline = _run_and_convert(kind, command, value.elts[1])
         body += _shift(inline, statement.col_offset - 4)
         row = (statement.end_lineno or statement.lineno) + 1
     body += lines[row - 1 : node.end_lineno]
     docstring = lines[node.body[0].lineno - 1 : _body_start(node) - 1]
-    method = "\n".join(_signature(kind, node) + _shift(docstring + body, 4))
+    method = "\n".join(_overloads(kind, op) + _signature(kind, node) + _shift(docstring + body, 4))
     return _rename(method, node.args.args[0].arg, "self")
 
 
@@ -327,6 +358,8 @@ def render(kind: Kind) -> str:
     imports.add_from("jackstalk._protocol.events", "Event")
     imports.add_from("jackstalk._api.base", "ClientBase")
     imports.add_from("jackstalk._api.jobs", kind.job_class)
+    if "    @overload\n" in methods:
+        imports.add_from("typing", "overload")
     execute = "async def" if kind.is_async else "def"
     awaitable = "an async" if kind.is_async else "a blocking"
     parts = [

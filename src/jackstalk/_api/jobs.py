@@ -7,11 +7,44 @@ so this module needs nothing from the modules that define the clients.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, TypeAlias
+import enum
+from typing import Any, Final, Literal, Protocol, TypeAlias
 
+from jackstalk._api.stats import JobStats
 from jackstalk._protocol import commands as c
 
-__all__ = ["AsyncJob", "AsyncJobClient", "BaseJob", "Job", "JobRef", "SyncJobClient", "id_of"]
+__all__ = [
+    "KEEP",
+    "AsyncJob",
+    "AsyncJobClient",
+    "BaseJob",
+    "Job",
+    "JobRef",
+    "Keep",
+    "SyncJobClient",
+    "id_of",
+]
+
+
+class Keep(enum.Enum):
+    """The type of :data:`KEEP`."""
+
+    KEEP = "KEEP"
+
+    def __repr__(self) -> str:
+        return "jackstalk.KEEP"
+
+
+KEEP: Final = Keep.KEEP
+"""``job.release(priority=KEEP)``, ``job.bury(priority=KEEP)``: keep the job's own priority.
+
+beanstalkd's RESERVED reply carries no priority, so the client does not know it: KEEP costs
+one ``stats-job`` round trip before the release or bury (only when asked for). Without it
+the job gets the priority given, by default :data:`DEFAULT_PRIORITY`.
+"""
+
+Priority: TypeAlias = "int | Literal[Keep.KEEP]"
+"""A priority a job's shortcuts take: a number, or :data:`KEEP`."""
 
 
 class BaseJob:
@@ -55,7 +88,7 @@ class SyncJobClient(Protocol):
     def bury(self, job: JobRef, priority: int = ...) -> None: ...
     def touch(self, job: JobRef) -> None: ...
     def kick_job(self, job: JobRef) -> None: ...
-    def stats_job(self, job: JobRef) -> Any: ...
+    def stats_job(self, job: JobRef) -> JobStats: ...
 
 
 class AsyncJobClient(Protocol):
@@ -66,7 +99,7 @@ class AsyncJobClient(Protocol):
     async def bury(self, job: JobRef, priority: int = ...) -> None: ...
     async def touch(self, job: JobRef) -> None: ...
     async def kick_job(self, job: JobRef) -> None: ...
-    async def stats_job(self, job: JobRef) -> Any: ...
+    async def stats_job(self, job: JobRef) -> JobStats: ...
 
 
 class Job(BaseJob):
@@ -83,12 +116,18 @@ class Job(BaseJob):
         """Delete this job."""
         self.client.delete(self.id)
 
-    def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
-        """Release this job back to its tube."""
+    def release(self, priority: Priority = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
+        """Release this job back to its tube (``priority=KEEP``: with its own priority,
+        read with one extra ``stats-job`` round trip)."""
+        if priority is Keep.KEEP:
+            priority = self.client.stats_job(self.id)["pri"]
         self.client.release(self.id, priority, delay)
 
-    def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
-        """Bury this job."""
+    def bury(self, priority: Priority = c.DEFAULT_PRIORITY) -> None:
+        """Bury this job (``priority=KEEP``: with its own priority, read with one extra
+        ``stats-job`` round trip)."""
+        if priority is Keep.KEEP:
+            priority = self.client.stats_job(self.id)["pri"]
         self.client.bury(self.id, priority)
 
     def touch(self) -> None:
@@ -99,7 +138,7 @@ class Job(BaseJob):
         """Move this buried or delayed job to ready."""
         self.client.kick_job(self.id)
 
-    def stats(self) -> Any:
+    def stats(self) -> JobStats:
         """This job's statistics."""
         return self.client.stats_job(self.id)
 
@@ -118,12 +157,18 @@ class AsyncJob(BaseJob):
         """Delete this job."""
         await self.client.delete(self.id)
 
-    async def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
-        """Release this job back to its tube."""
+    async def release(self, priority: Priority = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
+        """Release this job back to its tube (``priority=KEEP``: with its own priority,
+        read with one extra ``stats-job`` round trip)."""
+        if priority is Keep.KEEP:
+            priority = (await self.client.stats_job(self.id))["pri"]
         await self.client.release(self.id, priority, delay)
 
-    async def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
-        """Bury this job."""
+    async def bury(self, priority: Priority = c.DEFAULT_PRIORITY) -> None:
+        """Bury this job (``priority=KEEP``: with its own priority, read with one extra
+        ``stats-job`` round trip)."""
+        if priority is Keep.KEEP:
+            priority = (await self.client.stats_job(self.id))["pri"]
         await self.client.bury(self.id, priority)
 
     async def touch(self) -> None:
@@ -134,6 +179,6 @@ class AsyncJob(BaseJob):
         """Move this buried or delayed job to ready."""
         await self.client.kick_job(self.id)
 
-    async def stats(self) -> Any:
+    async def stats(self) -> JobStats:
         """This job's statistics."""
         return await self.client.stats_job(self.id)

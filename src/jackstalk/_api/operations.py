@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar, overload
 
 from jackstalk._api import replies as r
 from jackstalk._api.base import ClientBase
 from jackstalk._api.jobs import BaseJob, JobRef, id_of
+from jackstalk._api.stats import JobStats, ServerStats, TubeStats
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
@@ -27,7 +28,13 @@ from jackstalk._protocol.errors import ArgumentTypeError, InvalidArgument
 T = TypeVar("T")
 Call: TypeAlias = tuple[c.Command, Callable[[Any, e.Event], T]]
 Batch: TypeAlias = tuple[list[c.Command], Callable[[Any, list[e.Event]], T]]
-"""What an operation returns: the command(s) to run, and how the reply becomes the result."""
+"""What an operation returns: the command(s) to run, and how the reply becomes the result.
+
+An operation may return a ``Call`` on one path and a ``Batch`` on another (annotated
+``Call[T] | Batch[T]``); the conversion's reply parameter (an event, or a list of events)
+says which each ``return`` is. ``@overload`` stubs of an operation are written out as
+overloads of its method.
+"""
 
 
 # ---------------------------------------------------------------------------- operations
@@ -53,18 +60,23 @@ def put(
     priority: int = c.DEFAULT_PRIORITY,
     delay: int = 0,
     ttr: int = c.DEFAULT_TTR,
-) -> Call[int]:
-    """Put a job into the used tube and return its id.
+    tube: str | None = None,
+) -> Call[int] | Batch[int]:
+    """Put a job into the used tube (or ``tube``) and return its id.
 
-    ``body``: ``str`` (encoded with the client's encoding) or ``bytes``; with
-    ``codec="json"``, any JSON-serialisable value.
+    ``body``: ``str`` (encoded with the client's encoding) or ``bytes``; with a ``codec``,
+    any value it serialises.
     ``priority``: 0 (most urgent) to 2**32-1. ``delay``: seconds before it can be reserved.
     ``ttr``: seconds a worker may hold it before the server gives it to another worker.
+    ``tube``: use this tube first, in the same write as the put (one round trip); it stays
+    the used tube afterwards, for later puts and peeks, and after a reconnect.
     """
     if type(body) is not bytes or client.codec is not None or len(body) > client.max_job_size:
         # (_encode returns plain bytes within the limit unchanged: skip the call for them)
         body = client._encode(body)
-    return c.Put(body, priority, delay, ttr), r.inserted
+    if tube is None:
+        return c.Put(body, priority, delay, ttr), r.inserted
+    return [c.Use(tube), c.Put(body, priority, delay, ttr)], r.inserted_into
 
 
 def put_many(
@@ -73,12 +85,14 @@ def put_many(
     priority: int = c.DEFAULT_PRIORITY,
     delay: int = 0,
     ttr: int = c.DEFAULT_TTR,
+    tube: str | None = None,
 ) -> Batch[list[int]]:
     """Put many jobs in one pipelined batch and return their ids, in order.
 
     Every body is checked before the first byte is sent. If the server refuses some,
     :class:`BatchError` is raised after all replies are read; its ``results`` holds each
-    job's id or error.
+    job's id or error. ``tube``: use this tube first, in the same batch; it stays the used
+    tube afterwards.
     """
     # Checked here too, so an empty batch refuses them as well (each Put checks them again).
     priority = v.u32(priority, "priority")
@@ -87,7 +101,10 @@ def put_many(
     commands: list[c.Command] = [
         c.Put(client._encode(body), priority, delay, ttr) for body in bodies
     ]
-    return commands, r.put_many_results
+    if tube is None:
+        return commands, r.put_many_results
+    commands.insert(0, c.Use(tube))
+    return commands, r.put_many_into
 
 
 def use(client: ClientBase, tube: str) -> Call[str]:
@@ -123,13 +140,20 @@ def tubes(client: ClientBase) -> Call[list[str]]:
     return _LIST_TUBES, r.tube_list
 
 
+@overload
+def reserve(client: ClientBase, timeout: None = None) -> Call[BaseJob]: ...
+@overload
+def reserve(client: ClientBase, timeout: float) -> Call[BaseJob | None]: ...
 def reserve(client: ClientBase, timeout: float | None = None) -> Call[BaseJob | None]:
     """Reserve a job from a watched tube: a ``Job``, or ``None`` if ``timeout`` ran out.
 
-    ``timeout=None`` waits as long as it takes (no socket timeout applies); ``0`` only takes
-    a job that is ready now. Fractions of a second are rounded up: the protocol counts
-    whole seconds. Raises :class:`DeadlineSoonError` when a job this connection holds is
-    about to run out of time.
+    ``timeout=None`` waits as long as it takes (no socket timeout applies) and always
+    returns a job; ``0`` only takes a job that is ready now. Fractions of a second are
+    rounded up: the protocol counts whole seconds. Raises :class:`DeadlineSoonError` when a
+    job this connection holds is about to run out of time.
+
+    A timeout returns ``None`` and never raises :class:`TimedOutError`: greenstalk's
+    ``except TimedOutError`` around a reserve never fires here; test ``if job is None``.
     """
     if timeout is None:
         return _RESERVE, r.reserved
@@ -204,18 +228,20 @@ def peek_buried(client: ClientBase) -> Call[BaseJob | None]:
     return _PEEK_BURIED, r.found
 
 
-def stats(client: ClientBase) -> Call[Any]:
-    """Server statistics, typed by field (see ``parse_yaml``)."""
+def stats(client: ClientBase) -> Call[ServerStats]:
+    """Server statistics, typed by field (a :class:`ServerStats`; see ``parse_yaml``)."""
     return _STATS, r.stats
 
 
-def stats_tube(client: ClientBase, tube: str) -> Call[Any]:
-    """Statistics of one tube; raises :class:`NotFoundError` if it does not exist."""
+def stats_tube(client: ClientBase, tube: str) -> Call[TubeStats]:
+    """Statistics of one tube (a :class:`TubeStats`); raises :class:`NotFoundError` if it
+    does not exist."""
     return c.StatsTube(tube), r.stats
 
 
-def stats_job(client: ClientBase, job: JobRef) -> Call[Any]:
-    """Statistics of one job; raises :class:`NotFoundError` if it does not exist."""
+def stats_job(client: ClientBase, job: JobRef) -> Call[JobStats]:
+    """Statistics of one job (a :class:`JobStats`); raises :class:`NotFoundError` if it
+    does not exist."""
     return c.StatsJob(id_of(job)), r.stats
 
 

@@ -97,6 +97,16 @@ def inserted(client: Decoder, event: e.Event) -> int:
     raise error_for(event)
 
 
+def inserted_into(client: Decoder, events: list[e.Event]) -> int:
+    """use + put: the new job's id; the use's error if the server refused the use."""
+    use_reply, event = events
+    if type(use_reply) is not e.Using:
+        raise error_for(use_reply)
+    if type(event) is _Inserted:
+        return event._id
+    raise error_for(event)
+
+
 def reserved(client: Decoder, event: e.Event) -> Any:
     """reserve: the job, or None when the timeout ran out."""
     if type(event) is _Reserved:
@@ -170,3 +180,10 @@ def put_many_results(client: Decoder, events: list[e.Event]) -> list[int]:
     if failed:
         raise BatchError(f"{failed} of {len(events)} puts failed", results)
     return results
+
+
+def put_many_into(client: Decoder, events: list[e.Event]) -> list[int]:
+    """use + put_many: as :func:`put_many_results`, after the use's reply."""
+    if type(events[0]) is not e.Using:
+        raise error_for(events[0])
+    return put_many_results(client, events[1:])

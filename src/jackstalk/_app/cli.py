@@ -13,7 +13,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -231,7 +231,7 @@ def _emit(args: argparse.Namespace, value: Any, text: Callable[[], str]) -> None
         out.write(shown + "\n")
 
 
-def _table(mapping: dict[str, Any]) -> str:
+def _table(mapping: Mapping[str, Any]) -> str:
     width = max((len(key) for key in mapping), default=0)
     return "\n".join(f"{key:<{width}}  {value}" for key, value in mapping.items())
 
@@ -418,8 +418,8 @@ _TOP_FIELDS = (
 
 
 def render_top(
-    server: dict[str, Any],
-    tubes: dict[str, dict[str, Any]],
+    server: Mapping[str, Any],
+    tubes: Mapping[str, Mapping[str, Any]],
     previous: dict[str, int],
     elapsed: float,
 ) -> list[str]:
@@ -441,10 +441,10 @@ def render_top(
     return lines
 
 
-def _snapshot(client: Client) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def _snapshot(client: Client) -> tuple[Mapping[str, Any], dict[str, Mapping[str, Any]]]:
     """The server's statistics and every tube's, read now."""
-    server: dict[str, Any] = client.stats()
-    tubes: dict[str, dict[str, Any]] = {}
+    server: Mapping[str, Any] = client.stats()
+    tubes: dict[str, Mapping[str, Any]] = {}
     for name in sorted(client.tubes()):
         try:
             tubes[name] = client.stats_tube(name)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from jackstalk._api.base import ClientBase
 from jackstalk._api.errors import BodyDecodeError
-from jackstalk._api.jobs import AsyncJob, Job
+from jackstalk._api.jobs import AsyncJob, Job, Priority
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
@@ -113,11 +113,11 @@ class WorkerJob(Job):
         super().delete()
         self._settled = True
 
-    def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
+    def release(self, priority: Priority = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
         super().release(priority, delay)
         self._settled = True
 
-    def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
+    def bury(self, priority: Priority = c.DEFAULT_PRIORITY) -> None:
         super().bury(priority)
         self._settled = True
 
@@ -137,11 +137,11 @@ class AsyncWorkerJob(AsyncJob):
         await super().delete()
         self._settled = True
 
-    async def release(self, priority: int = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
+    async def release(self, priority: Priority = c.DEFAULT_PRIORITY, delay: int = 0) -> None:
         await super().release(priority, delay)
         self._settled = True
 
-    async def bury(self, priority: int = c.DEFAULT_PRIORITY) -> None:
+    async def bury(self, priority: Priority = c.DEFAULT_PRIORITY) -> None:
         await super().bury(priority)
         self._settled = True
 
