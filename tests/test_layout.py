@@ -198,7 +198,8 @@ def test_overloads_are_written_into_both_modules_with_the_kinds_job_class() -> N
         ]
         assert all(ast.unparse(n.decorator_list[0]) == "overload" for n in stubs)
         after = methods[methods.index(stubs[-1]) + 1]
-        assert after.name == "reserve" and not after.decorator_list
+        assert after.name == "reserve"
+        assert not after.decorator_list
         assert "BaseJob" not in text
 
 
