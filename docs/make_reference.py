@@ -10,6 +10,7 @@ import enum
 import inspect
 import re
 import sys
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ SECTIONS: list[tuple[str, list[str]]] = [
     (
         "The sans-IO core",
         ["Connection", "ConnectionState", "ServerConnection", "Rejected", "NEED_DATA", "NeedData"],
+    ),
+    (
+        "Typed results and options",
+        ["ServerStats", "TubeStats", "JobStats", "Codec", "KEEP", "Keep"],
     ),
     ("Stats and lists", ["parse_stats", "parse_list", "format_dict", "format_list"]),
 ]
@@ -67,7 +72,16 @@ def _member_signature(cls: type, name: str, value: Any) -> str:
 
 def _entry(name: str, obj: Any) -> list[str]:
     lines: list[str] = []
-    if inspect.isclass(obj):
+    if typing.is_typeddict(obj):
+        lines += [f"### `{name}` (TypedDict)", "", _doc(obj) or "(no docstring)", ""]
+        required = obj.__required_keys__
+        for key, kind in obj.__annotations__.items():
+            note = "" if key in required else " (may be missing)"
+            lines.append(f"- `{key!r}`: `{getattr(kind, '__name__', kind)}`{note}")
+        lines.append("")
+    elif isinstance(obj, enum.Enum):
+        lines += [f"### `{name}`", "", f"`{obj!r}`: {_doc(type(obj))}", ""]
+    elif inspect.isclass(obj):
         bases = [base.__name__ for base in obj.__bases__ if base is not object]
         lines.append(f"### `{name}`" + (f" ({', '.join(bases)})" if bases else ""))
         if not issubclass(obj, BaseException | enum.Enum):

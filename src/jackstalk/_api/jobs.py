@@ -27,7 +27,9 @@ __all__ = [
 
 
 class Keep(enum.Enum):
-    """The type of :data:`KEEP`."""
+    """The type of ``KEEP``: ``job.release(priority=KEEP)`` and ``job.bury(priority=KEEP)``
+    keep the job's own priority, at the cost of one ``stats-job`` round trip (beanstalkd's
+    RESERVED reply carries no priority, so the client does not know it otherwise)."""
 
     KEEP = "KEEP"
 
