@@ -86,12 +86,12 @@ def _openssl(*args: str, cwd: Path) -> None:
     )
 
 
-def _openssl_ca(directory: Path, name: str) -> tuple[Path, Path]:
+def _openssl_ca(directory: Path, name: str, subject: str) -> tuple[Path, Path]:
     cert, key = directory / f"{name}.pem", directory / f"{name}.key"
     _openssl(
         "req", "-x509", "-new", "-nodes", "-newkey", "ec", "-pkeyopt",
         "ec_paramgen_curve:prime256v1", "-keyout", key.name, "-out", cert.name, "-days", "2",
-        "-subj", f"/CN=jackstalk test {name}",
+        "-subj", f"/CN={subject}",
         "-addext", "basicConstraints=critical,CA:TRUE",
         "-addext", "keyUsage=critical,keyCertSign,cRLSign",
         cwd=directory,
@@ -127,8 +127,9 @@ def _openssl_server(
 
 
 def _with_openssl(directory: Path) -> Material:
-    ca = _openssl_ca(directory, "ca")
-    rogue = _openssl_ca(directory, "rogue-ca")
+    # The same subjects as the cryptography path's, so tests see one set of names.
+    ca = _openssl_ca(directory, "ca", "jackstalk test CA")
+    rogue = _openssl_ca(directory, "rogue-ca", "jackstalk rogue CA")
     local = "IP:127.0.0.1,DNS:localhost"
     return Material(
         ca=ca[0],
