@@ -70,8 +70,10 @@ ServerStats = TypedDict(
     },
     total=False,
 )
-ServerStats.__doc__ = """``stats()``: the server's counters. Not total: which fields a server reports depends on
-    its version (``draining``, ``os`` and ``platform`` are recent), so a field may be missing."""
+ServerStats.__doc__ = """
+``stats()``: the server's counters. Not total: which fields a server reports depends on
+its version (``draining``, ``os`` and ``platform`` are recent), so a field may be missing.
+"""
 
 TubeStats = TypedDict(
     "TubeStats",
@@ -92,7 +94,9 @@ TubeStats = TypedDict(
         "pause-time-left": int,
     },
 )
-TubeStats.__doc__ = """``stats_tube(tube)``: one tube's counters."""
+TubeStats.__doc__ = """
+``stats_tube(tube)``: one tube's counters.
+"""
 
 JobStats = TypedDict(
     "JobStats",
@@ -113,5 +117,7 @@ JobStats = TypedDict(
         "kicks": int,
     },
 )
-JobStats.__doc__ = """``stats_job(job)``: one job's state (``ready``, ``reserved``, ``delayed``, ``buried``),
-    priority (``pri``), counters and times in seconds (``time-left`` may be negative)."""
+JobStats.__doc__ = """
+``stats_job(job)``: one job's state (``ready``, ``reserved``, ``delayed``, ``buried``),
+priority (``pri``), counters and times in seconds (``time-left`` may be negative).
+"""
