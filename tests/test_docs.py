@@ -4,7 +4,9 @@ Each page is one test (its id is the page's path, such as ``docs/core.md``). Its
 Python blocks run in order in one namespace, so a block can use what an earlier block of the
 same page defined. Before the first block the harness puts ``ADDRESS``, the address of a
 fresh beanstalkd started for the page, into that namespace; pages under ``docs/`` say so in
-their prose (``ADDRESS = ("127.0.0.1", 11300)``) before their first example.
+their prose (``ADDRESS = ("127.0.0.1", 11300)``) before their first example. A page whose
+examples use ``ADDRESSES`` (several servers, for ``jackstalk.Cluster``) also gets that: a
+list of three addresses, ``ADDRESS`` and two more fresh servers.
 
 Fence rules:
 
@@ -31,13 +33,14 @@ import threading
 import traceback
 import types
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from _pytest.assertion.rewrite import rewrite_asserts
 
-from jackstalk.testing import BeanstalkdServer
+from jackstalk.testing import BeanstalkdServer, run_beanstalkd
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -235,8 +238,11 @@ def check_address_prose(page: Page) -> None:
         )
 
 
-def run_page(page: Page, address: tuple[str, int] | str) -> str | None:
-    """Run the page's blocks in order, in one fresh module namespace holding ``ADDRESS``.
+def run_page(
+    page: Page, address: tuple[str, int] | str, addresses: list[tuple[str, int] | str] | None = None
+) -> str | None:
+    """Run the page's blocks in order, in one fresh module namespace holding ``ADDRESS``
+    (and ``ADDRESSES`` when given).
 
     Returns ``None`` when every block passed, else a report naming the first that failed.
     """
@@ -245,6 +251,8 @@ def run_page(page: Page, address: tuple[str, int] | str) -> str | None:
     module.__file__ = str(page.path)
     namespace = module.__dict__
     namespace["ADDRESS"] = address
+    if addresses is not None:
+        namespace["ADDRESSES"] = addresses
     # Collect what earlier tests left behind first, so only this page's leaks count below.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
@@ -294,7 +302,12 @@ def test_page(path: Path, beanstalkd: BeanstalkdServer) -> None:
     if problem is None:
         timer, fired = start_watchdog(beanstalkd, PAGE_TIME_LIMIT)
         try:
-            problem = run_page(page, beanstalkd.address)
+            with ExitStack() as more:
+                addresses = None
+                if any("ADDRESSES" in block.source for block in page.blocks if block.runs):
+                    extra = [more.enter_context(run_beanstalkd()) for _ in range(2)]
+                    addresses = [beanstalkd.address, *(server.address for server in extra)]
+                problem = run_page(page, beanstalkd.address, addresses)
         finally:
             timer.cancel()
         if problem is not None and fired.is_set():

@@ -117,6 +117,7 @@ from jackstalk._protocol.yaml_subset import format_dict, format_list, parse_list
 from jackstalk._version import __version__
 
 if TYPE_CHECKING:
+    from jackstalk._app.cluster import Cluster, ClusterJob, ClusterJobId, ClusterStats, JobLostError
     from jackstalk._app.worker import Worker
     from jackstalk.transports.asyncio import AsyncClient
     from jackstalk.transports.blocking import Client
@@ -127,6 +128,11 @@ _LAZY = {
     "AsyncClient": "jackstalk.transports.asyncio",
     "TrioClient": "jackstalk.transports.trio",
     "Worker": "jackstalk._app.worker",
+    "Cluster": "jackstalk._app.cluster",
+    "ClusterJob": "jackstalk._app.cluster",
+    "ClusterJobId": "jackstalk._app.cluster",
+    "ClusterStats": "jackstalk._app.cluster",
+    "JobLostError": "jackstalk._app.cluster",
 }
 
 
@@ -156,6 +162,10 @@ __all__ = [
     "BatchError",
     "BodyDecodeError",
     "Client",
+    "Cluster",
+    "ClusterJob",
+    "ClusterJobId",
+    "ClusterStats",
     "Codec",
     "Job",
     "JobBodyTooLarge",
@@ -201,6 +211,7 @@ __all__ = [
     "InvalidEncoding",
     "InvalidTubeName",
     "JackstalkError",
+    "JobLostError",
     "JobTooBig",
     "JobTooBigError",
     "Kick",
