@@ -12,6 +12,7 @@ job-body bytes the client held at once (its bounds: MAX_COMMANDS and MAX_BYTES).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import statistics
 import time
@@ -103,7 +104,15 @@ def _client_rate(
     if kind == "asyncio":
         return asyncio.run(_asyncio_puts(address, tasks, total, latencies))
     assert trio is not None
-    return trio.run(_trio_puts, address, tasks, total, latencies)
+    rate: float = trio.run(_trio_puts, address, tasks, total, latencies)
+    return rate
+
+
+def _rate_of(
+    kind: str, tasks: int, total: int, latencies: list[float] | None, address: Any
+) -> float:
+    """:func:`_client_rate` with the address last, for :func:`functools.partial`."""
+    return _client_rate(kind, address, tasks, total, latencies)
 
 
 def _raw_rate(address: Any, total: int) -> float:
@@ -164,10 +173,7 @@ def measure_sharing(
                 for _ in range(repeat):
                     record = lat if count == LATENCY_TASKS and name == "two CPUs" else None
                     rate = _measure(
-                        lambda address, k=kind, c=count, r=record: _client_rate(
-                            k, address, c, total, r
-                        ),
-                        placement,
+                        functools.partial(_rate_of, kind, count, total, record), placement
                     )
                     raw = _measure(lambda address: _raw_rate(address, total), placement)
                     rates.append(rate)
