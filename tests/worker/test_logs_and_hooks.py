@@ -148,7 +148,6 @@ def test_async_clients_log_connect_reconnect_close_and_drop(
         trio.run(scenario, jackstalk.TrioClient(beanstalkd.address, **options))
     where = str(beanstalkd.address)
     messages = [(r.levelname, r.getMessage()) for r in caplog.records]
-    # (How a plain close() is worded may change; these are the events that matter.)
     assert messages[0] == ("DEBUG", f"connected to {where}: use 'emails', watch ['emails']")
     reconnected = messages.index(
         ("INFO", f"reconnected to {where}: use 'emails', watch ['emails']")
@@ -162,6 +161,12 @@ def test_async_clients_log_connect_reconnect_close_and_drop(
     assert closed < reconnected
     assert len(dropped) == 1
     assert reconnected < dropped[0]
+    # A plain close() is no dropped connection: only the reconnect and the drop are INFO.
+    assert [index for index, (level, _) in enumerate(messages) if level == "INFO"] == [
+        reconnected,
+        dropped[0],
+    ]
+    assert messages[-1] == ("DEBUG", f"closed the connection to {where}")  # the last close()
 
 
 def test_clients_log_nothing_per_command(

@@ -281,6 +281,7 @@ class AsyncTransport(AsyncCommands):
     async def close(self) -> None:
         """Close the connection; reserved jobs go back to ready. The next call reconnects."""
         # (Commands in flight on it fail with ConnectionClosedError.)
+        self._drop()  # first: logged as a close, not as a dropped connection
         self._crash(ConnectionClosedError("the client was closed"))
 
     def _drop(self) -> None:
