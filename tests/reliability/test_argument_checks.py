@@ -207,6 +207,11 @@ def refused(run: Runner, call: Callable[[], Any]) -> None:
 
 
 METHODS = {op.__name__: list(inspect.signature(op).parameters)[1:] for op in _ops.OPERATIONS}
+NONE_ALLOWED = {
+    op.__name__: {p.name for p in inspect.signature(op).parameters.values() if p.default is None}
+    for op in _ops.OPERATIONS
+}
+"""Parameters whose default is None (``put(tube=None)``): None is valid for them."""
 WITH_ARGUMENTS = sorted(name for name, params in METHODS.items() if params)
 
 
@@ -215,7 +220,10 @@ def bad_calls(draw: st.DrawFn, method: str, client: Any) -> dict[str, Any]:
     """Keyword arguments for ``method``: at least one bad, the others valid or left out."""
     params = METHODS[method]
     bad = draw(st.sampled_from(params))
-    kwargs: dict[str, Any] = {bad: draw(invalid(bad, client))}
+    refused = invalid(bad, client)
+    if bad in NONE_ALLOWED[method]:
+        refused = refused.filter(lambda value: value is not None)
+    kwargs: dict[str, Any] = {bad: draw(refused)}
     for name in params:
         if name != bad and (params.index(name) == 0 or draw(st.booleans())):
             kwargs[name] = draw(VALID[name] if draw(st.booleans()) else invalid(name, client))
