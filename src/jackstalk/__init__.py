@@ -117,7 +117,16 @@ from jackstalk._protocol.yaml_subset import format_dict, format_list, parse_list
 from jackstalk._version import __version__
 
 if TYPE_CHECKING:
-    from jackstalk._app.cluster import Cluster, ClusterJob, ClusterJobId, ClusterStats, JobLostError
+    from jackstalk._app.async_cluster import AsyncCluster
+    from jackstalk._app.cluster import (
+        AsyncClusterJob,
+        Cluster,
+        ClusterJob,
+        ClusterJobId,
+        ClusterStats,
+        JobLostError,
+    )
+    from jackstalk._app.trio_cluster import TrioCluster
     from jackstalk._app.worker import Worker
     from jackstalk.transports.asyncio import AsyncClient
     from jackstalk.transports.blocking import Client
@@ -133,6 +142,9 @@ _LAZY = {
     "ClusterJobId": "jackstalk._app.cluster",
     "ClusterStats": "jackstalk._app.cluster",
     "JobLostError": "jackstalk._app.cluster",
+    "AsyncCluster": "jackstalk._app.async_cluster",
+    "AsyncClusterJob": "jackstalk._app.cluster",
+    "TrioCluster": "jackstalk._app.trio_cluster",
 }
 
 
@@ -157,6 +169,8 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_PORT",
     "AsyncClient",
+    "AsyncCluster",
+    "AsyncClusterJob",
     "AsyncJob",
     "BaseJob",
     "BatchError",
@@ -174,6 +188,7 @@ __all__ = [
     "Keep",
     "ServerStats",
     "TrioClient",
+    "TrioCluster",
     "TubeStats",
     "DEFAULT_PRIORITY",
     "DEFAULT_TTR",

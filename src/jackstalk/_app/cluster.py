@@ -15,6 +15,11 @@ that server (``job.server``). The rules that keep it honest:
   :class:`JobLostError`).
 
 A Cluster is for one thread (as a worker loop uses it); give each thread its own.
+
+What every kind of cluster shares (the blocking one here, the asyncio and trio ones in
+``async_cluster`` and ``trio_cluster``) is written once in :class:`Spread`: the servers and
+their backoff, placement, what a failed put or job command means, the jobs' identity and
+the stats' aggregate. The kinds add only their I/O.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ import os
 import random
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, NamedTuple, overload
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from jackstalk._api.base import Address
 from jackstalk._api.errors import BodyDecodeError
-from jackstalk._api.jobs import BaseJob, Job, JobRef, id_of
+from jackstalk._api.jobs import AsyncJob, BaseJob, Job, JobRef, id_of
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import validate as v
 from jackstalk._protocol.errors import (
@@ -122,7 +127,36 @@ class ClusterJobId(NamedTuple):
         return f"{self.server}/{self.id}"
 
 
-class ClusterJob(Job):
+class ServerJob(BaseJob):
+    """A job's identity in a cluster: its server and its id there. Equal only to the same
+    id on the same server; printed ``server/id``."""
+
+    __slots__ = ()
+    server: str
+
+    @property
+    def ref(self) -> ClusterJobId:
+        """This job's server and id."""
+        return ClusterJobId(self.server, self.id)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(server={self.server!r}, id={self.id}, body={self.body!r})"
+
+    def __str__(self) -> str:
+        return f"{self.server}/{self.id}"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ServerJob):
+            return self.server == other.server and self.id == other.id
+        if isinstance(other, BaseJob):
+            return False  # a job of a plain client: no server to compare
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.server, self.id))
+
+
+class ClusterJob(ServerJob, Job):
     """A job from a :class:`Cluster`: ``server`` names the server it lives on, and its
     shortcuts (``delete``, ``release``, ``bury``, ``touch`` ...) go to that server, over the
     connection that reserved it. Equal only to the same id on the same server; printed
@@ -131,29 +165,19 @@ class ClusterJob(Job):
     __slots__ = ("server",)
 
     def __init__(self, id: int, body: Any, client: _JobLink, server: str) -> None:  # noqa: A002
-        super().__init__(id, body, client)
+        Job.__init__(self, id, body, client)
         self.server = server
 
-    @property
-    def ref(self) -> ClusterJobId:
-        """This job's server and id."""
-        return ClusterJobId(self.server, self.id)
 
-    def __repr__(self) -> str:
-        return f"ClusterJob(server={self.server!r}, id={self.id}, body={self.body!r})"
+class AsyncClusterJob(ServerJob, AsyncJob):
+    """A job from an :class:`AsyncCluster` or a :class:`TrioCluster`: as a
+    :class:`ClusterJob`, with shortcuts to await."""
 
-    def __str__(self) -> str:
-        return f"{self.server}/{self.id}"
+    __slots__ = ("server",)
 
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, ClusterJob):
-            return self.server == other.server and self.id == other.id
-        if isinstance(other, BaseJob):
-            return False  # a job of a plain client: no server to compare
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.server, self.id))
+    def __init__(self, id: int, body: Any, client: Any, server: str) -> None:  # noqa: A002
+        AsyncJob.__init__(self, id, body, client)
+        self.server = server
 
 
 @dataclass
@@ -168,17 +192,26 @@ class ClusterStats:
     down: dict[str, str]
 
 
+C = TypeVar("C")
+"""The client type of a cluster's kind."""
+
+
 @dataclass(eq=False)
-class _Member:
-    """One server: its name, its current client, and when to try it again after failures."""
+class Member(Generic[C]):
+    """One server: its name, its current client, and when to try it again after failures
+    (``reservers``: the async clusters' connections for reserving)."""
 
     name: str
     address: tuple[str, int] | str
-    client: _OneConnection | None = None
+    client: C | None = None
     connected: bool = False
     failures: int = 0
     retry_at: float = 0.0
     reason: str = ""
+    reservers: list[C] = field(default_factory=list)
+
+
+_Member = Member[_OneConnection]
 
 
 class _JobLink:
@@ -197,28 +230,13 @@ class _JobLink:
             return self._cluster._on(member, lambda client: getattr(client, what)(job, *args))
         try:
             return getattr(self._client, what)(job, *args)
-        except _NotSent as error:
-            if member.client is self._client:
-                self._cluster._fail(member, error)
-            raise JobLostError(
-                f"{member.name}/{job}: the connection that reserved it is gone, so it was"
-                f" not {_PAST.get(what, what)}: the server put it back to ready, or it went"
-                " down with the server",
-                member.name,
-                job,
-            ) from error
-        except (OSError, ProtocolError) as error:
-            if member.client is self._client:
-                self._cluster._fail(member, error)
-            raise JobLostError(
-                f"{member.name}/{job}: the connection broke during {what}: its outcome is"
-                " unknown, and the job is back to ready or gone with the server",
-                member.name,
-                job,
-            ) from error
         except Exception as error:
-            _name(error, member)
-            raise
+            lost = job_lost(error, member, job, what)
+            if lost is None:
+                raise
+            if member.client is self._client:
+                self._cluster._fail(member, error)
+            raise lost from error
 
     def delete(self, job: JobRef) -> None:
         self._call("delete", job)
@@ -240,6 +258,29 @@ class _JobLink:
 
 
 _PAST = {"delete": "deleted", "release": "released", "bury": "buried", "touch": "touched"}
+
+
+def job_lost(error: Exception, member: Member[Any], job: int, what: str) -> JobLostError | None:
+    """What ``error`` from ``what`` on a held job means: the :class:`JobLostError` to raise
+    when the connection that reserved it is gone (the caller marks the server down), or
+    ``None`` (the error, now naming the server, stands)."""
+    if isinstance(error, _NotSent):
+        return JobLostError(
+            f"{member.name}/{job}: the connection that reserved it is gone, so it was"
+            f" not {_PAST.get(what, what)}: the server put it back to ready, or it went"
+            " down with the server",
+            member.name,
+            job,
+        )
+    if isinstance(error, OSError | ProtocolError):
+        return JobLostError(
+            f"{member.name}/{job}: the connection broke during {what}: its outcome is"
+            " unknown, and the job is back to ready or gone with the server",
+            member.name,
+            job,
+        )
+    name_error(error, member)
+    return None
 
 
 def server_name(address: Address) -> str:
@@ -265,17 +306,12 @@ def rendezvous(key: str | bytes, names: Iterable[str]) -> list[str]:
     return sorted(names, key=weight, reverse=True)
 
 
-class Cluster:
-    """A blocking client of several beanstalkd servers, spreading puts and reserving from
-    all of them.
+class Spread(Generic[C]):
+    """What every kind of cluster shares, without I/O: the servers (:class:`Member`), their
+    backoff, placement, what a failed put means, and the stats' aggregate. A kind supplies
+    :meth:`_new_client` and the I/O."""
 
-    ``addresses``: one per server, in any form :class:`Client` takes. ``names``: a name per
-    server (default: its address as written); jobs carry it as ``job.server`` and keyed
-    puts hash it, so give names when addresses may change. ``backoff``/``max_backoff``: a
-    failed server is skipped for ``backoff`` seconds, doubling per failure up to
-    ``max_backoff``, then tried again. Every other option (``use``, ``watch``, ``timeout``,
-    ``connect_timeout``, ``encoding`` ...) is given to each server's :class:`Client`.
-    """
+    _members: list[Member[C]]
 
     def __init__(
         self,
@@ -288,7 +324,7 @@ class Cluster:
     ) -> None:
         addresses = list(addresses)
         if not addresses:
-            raise InvalidArgument("a Cluster needs at least one address")
+            raise InvalidArgument(f"a {type(self).__name__} needs at least one address")
         if names is None:
             names = [server_name(address) for address in addresses]
         else:
@@ -301,7 +337,7 @@ class Cluster:
         if len(set(names)) != len(names):
             raise InvalidArgument(f"server names must differ: {names}")
         if client_options.get("parse_yaml", True) is not True:
-            raise InvalidArgument("a Cluster adds up stats: parse_yaml must be True")
+            raise InvalidArgument(f"a {type(self).__name__} adds up stats: parse_yaml must be True")
         self.backoff = _positive(backoff, "backoff")
         self.max_backoff = max(self.backoff, _positive(max_backoff, "max_backoff"))
         watch = client_options.pop("watch", "default")
@@ -311,10 +347,10 @@ class Cluster:
             raise InvalidArgument("watch needs at least one tube")
         self._watch = list(dict.fromkeys(v.tube_name(tube) for tube in tubes))
         self._options = client_options
-        self._members: list[_Member] = []
+        self._members = []
         for name, address in zip(names, addresses, strict=True):
             client = self._new_client(address)  # checks the address and options: no I/O
-            self._members.append(_Member(name, client.address, client))
+            self._members.append(Member(name, _address_of(client), client))
         self._by_name = {member.name: member for member in self._members}
         start = random.randrange(len(self._members))
         self._put_turn = start  # round robin from a random start
@@ -333,13 +369,115 @@ class Cluster:
         now = time.monotonic()
         return {m.name: m.reason for m in self._members if m.retry_at > now}
 
-    def _new_client(self, address: Address) -> _OneConnection:
-        return _OneConnection(address, use=self._use, watch=self._watch, **self._options)
+    def _new_client(self, address: Address) -> C:
+        """A client of the kind for ``address``, with the cluster's tubes and options."""
+        raise NotImplementedError
 
-    def _up(self) -> list[_Member]:
+    def _up(self) -> list[Member[C]]:
         """The servers not waiting out a backoff (those whose backoff ended included)."""
         now = time.monotonic()
         return [member for member in self._members if member.retry_at <= now]
+
+    def _mark_down(self, member: Member[C], error: BaseException) -> None:
+        """Record ``member``'s failure: skip it for the (capped, doubling) backoff."""
+        member.connected = False
+        member.reason = f"{type(error).__name__}: {error}"
+        wait = min(self.max_backoff, self.backoff * 2 ** min(member.failures, 30))
+        member.failures += 1
+        member.retry_at = time.monotonic() + wait
+
+    def _ok(self, member: Member[C]) -> None:
+        member.failures = 0
+        member.reason = ""
+
+    def _placement(self, key: str | bytes | None) -> list[Member[C]]:
+        """The servers a put tries, in order: the next in the round robin over the live
+        ones, then the others; for a key, its rendezvous order over all servers."""
+        if key is not None:
+            if not isinstance(key, str | bytes):
+                raise ArgumentTypeError(f"key must be str or bytes, not {type(key).__name__}")
+            order = rendezvous(key, self._by_name)
+            return [self._by_name[name] for name in order]
+        up = self._up()
+        if not up:
+            return []
+        turn = self._put_turn % len(up)
+        self._put_turn += 1
+        return up[turn:] + up[:turn]
+
+    def _put_failed(
+        self, member: Member[C], error: Exception, skipped: list[str]
+    ) -> tuple[bool, Exception | None]:
+        """What a put's ``error`` on ``member`` means: whether to mark the server down, and
+        the error to raise (``None``: nothing was sent, so the next server may take it; the
+        reason is added to ``skipped``)."""
+        if isinstance(error, _NotSent):
+            skipped.append(f"{member.name} ({error})")
+            return True, None
+        if isinstance(error, DrainingError):
+            skipped.append(f"{member.name} (draining)")
+            return True, None
+        if isinstance(error, OSError | ProtocolError):
+            return True, _unknown(error, member)
+        name_error(error, member)
+        return False, error
+
+    def _taken_by_none(self, skipped: list[str]) -> ConnectionClosedError:
+        return ConnectionClosedError(
+            "no server took the put (nothing was sent): " + ("; ".join(skipped) or "none is up")
+        )
+
+    def _peek_member(self, job: ClusterJobId | ServerJob) -> Member[C]:
+        member = self._by_name.get(job.server)
+        if member is None:
+            raise InvalidArgument(f"no server named {job.server!r} in this cluster")
+        return member
+
+    def _stats_of(
+        self, servers: dict[str, dict[str, Any]], down: dict[str, str], tube: str | None
+    ) -> ClusterStats:
+        """The stats of the servers that answered and of those that are down, aggregated
+        (``tube``: a tube's stats, which no live server having raises)."""
+        result = ClusterStats(_aggregate(servers.values()), servers, down)
+        if tube is not None:
+            if not servers and not down:
+                raise NotFoundError(f"no server has the tube {tube!r}")
+            result.total["name"] = tube
+        return result
+
+    def _unwatch(self, tube: str) -> str:
+        """Check that ``tube`` may be ignored and forget it; return its name."""
+        tube = v.tube_name(tube)
+        if self._watch == [tube]:
+            raise NotIgnoredError(f"{tube!r} is the last watched tube")
+        if tube in self._watch:
+            self._watch.remove(tube)
+        return tube
+
+    def _towatch(self, tube: str) -> str:
+        tube = v.tube_name(tube)
+        if tube not in self._watch:
+            self._watch.append(tube)
+        return tube
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.servers!r})"
+
+
+class Cluster(Spread[_OneConnection]):
+    """A blocking client of several beanstalkd servers, spreading puts and reserving from
+    all of them.
+
+    ``addresses``: one per server, in any form :class:`Client` takes. ``names``: a name per
+    server (default: its address as written); jobs carry it as ``job.server`` and keyed
+    puts hash it, so give names when addresses may change. ``backoff``/``max_backoff``: a
+    failed server is skipped for ``backoff`` seconds, doubling per failure up to
+    ``max_backoff``, then tried again. Every other option (``use``, ``watch``, ``timeout``,
+    ``connect_timeout``, ``encoding`` ...) is given to each server's :class:`Client`.
+    """
+
+    def _new_client(self, address: Address) -> _OneConnection:
+        return _OneConnection(address, use=self._use, watch=self._watch, **self._options)
 
     def _client(self, member: _Member) -> _OneConnection:
         """The member's connected client, connecting a fresh one if needed; raises
@@ -363,22 +501,14 @@ class Cluster:
         """Mark ``member`` down: drop its client and skip it for the backoff."""
         client = member.client
         member.client = None
-        member.connected = False
         if client is not None:
             client.close()
-        member.reason = f"{type(error).__name__}: {error}"
-        wait = min(self.max_backoff, self.backoff * 2 ** min(member.failures, 30))
-        member.failures += 1
-        member.retry_at = time.monotonic() + wait
+        self._mark_down(member, error)
 
     def _broken(self, member: _Member, error: BaseException) -> None:
         """Mark ``member`` down after ``error``, unless connecting already did."""
         if member.client is not None:
             self._fail(member, error)
-
-    def _ok(self, member: _Member) -> None:
-        member.failures = 0
-        member.reason = ""
 
     def _on(self, member: _Member, call: Any) -> Any:
         """Run ``call(client)`` on ``member``; a broken connection marks it down and raises
@@ -387,30 +517,15 @@ class Cluster:
             result = call(self._client(member))
         except (OSError, ProtocolError) as error:
             self._broken(member, error)
-            _name(error, member)
+            name_error(error, member)
             raise
         except Exception as error:
-            _name(error, member)
+            name_error(error, member)
             raise
         self._ok(member)
         return result
 
     # ------------------------------------------------------------------ putting
-
-    def _placement(self, key: str | bytes | None) -> list[_Member]:
-        """The servers a put tries, in order: the next in the round robin over the live
-        ones, then the others; for a key, its rendezvous order over all servers."""
-        if key is not None:
-            if not isinstance(key, str | bytes):
-                raise ArgumentTypeError(f"key must be str or bytes, not {type(key).__name__}")
-            order = rendezvous(key, self._by_name)
-            return [self._by_name[name] for name in order]
-        up = self._up()
-        if not up:
-            return []
-        turn = self._put_turn % len(up)
-        self._put_turn += 1
-        return up[turn:] + up[:turn]
 
     def _put_somewhere(self, key: str | bytes | None, put: Any) -> tuple[_Member, Any]:
         """Run ``put(client)`` on the first server that takes it: a server that fails
@@ -423,25 +538,18 @@ class Cluster:
                 continue
             try:
                 result = put(self._client(member))
-            except _NotSent as error:
-                self._broken(member, error)
-                skipped.append(f"{member.name} ({error})")
-                continue
-            except DrainingError as error:
-                self._fail(member, error)
-                skipped.append(f"{member.name} (draining)")
-                continue
-            except (OSError, ProtocolError) as error:
-                self._fail(member, error)
-                raise _unknown(error, member) from error
             except Exception as error:
-                _name(error, member)
-                raise
+                down, failure = self._put_failed(member, error, skipped)
+                if down:
+                    self._broken(member, error)
+                if failure is error:
+                    raise
+                if failure is not None:
+                    raise failure from error
+                continue
             self._ok(member)
             return member, result
-        raise ConnectionClosedError(
-            "no server took the put (nothing was sent): " + ("; ".join(skipped) or "none is up")
-        )
+        raise self._taken_by_none(skipped)
 
     def put(
         self,
@@ -493,20 +601,14 @@ class Cluster:
 
     def watch(self, tube: str) -> int:
         """Watch ``tube`` too, on every server; return how many tubes are watched."""
-        tube = v.tube_name(tube)
-        if tube not in self._watch:
-            self._watch.append(tube)
+        tube = self._towatch(tube)
         self._each(lambda client: client.watch(tube))
         return len(self._watch)
 
     def ignore(self, tube: str) -> int:
         """Stop watching ``tube`` on every server; return how many tubes are still
         watched. Raises :class:`NotIgnoredError` for the last watched tube."""
-        tube = v.tube_name(tube)
-        if self._watch == [tube]:
-            raise NotIgnoredError(f"{tube!r} is the last watched tube")
-        if tube in self._watch:
-            self._watch.remove(tube)
+        tube = self._unwatch(tube)
         self._each(lambda client: client.ignore(tube))
         return len(self._watch)
 
@@ -569,7 +671,7 @@ class Cluster:
             self._broken(member, error)
             return None
         except Exception as error:
-            _name(error, member)
+            name_error(error, member)
             raise
         self._ok(member)
         return None if job is None else self._job(member, job, client)
@@ -587,15 +689,10 @@ class Cluster:
         any server is found within about a second, and a dead or empty server never holds
         up the others.
         """
-        if timeout is not None:
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float):
-                raise ArgumentTypeError(f"timeout must be a number, not {type(timeout).__name__}")
-            if not 0 <= timeout <= v.RESERVE_TIMEOUT_MAX:
-                raise InvalidArgument(f"timeout must be between 0 and {v.RESERVE_TIMEOUT_MAX}")
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline = deadline_of(timeout)
         self._reserve_turn += 1
         while True:
-            for member in _rotated(self._up(), self._reserve_turn):
+            for member in rotated(self._up(), self._reserve_turn):
                 job = self._reserve_on(member, 0)
                 if job is not None:
                     return job
@@ -629,9 +726,7 @@ class Cluster:
 
     def peek(self, job: ClusterJobId | ClusterJob) -> ClusterJob | None:
         """Look at a job on its server without reserving it; ``None`` if there is none."""
-        member = self._by_name.get(job.server)
-        if member is None:
-            raise InvalidArgument(f"no server named {job.server!r} in this cluster")
+        member = self._peek_member(job)
         found: Job | None = self._on(member, lambda client: client.peek(job.id))
         return None if found is None else self._job(member, found, None)
 
@@ -652,7 +747,7 @@ class Cluster:
 
     # ------------------------------------------------------------------ stats
 
-    def _gather(self, call: Any, missing_is_zero: bool) -> ClusterStats:
+    def _gather(self, call: Any, tube: str | None) -> ClusterStats:
         servers: dict[str, dict[str, Any]] = {}
         down: dict[str, str] = {}
         now = time.monotonic()
@@ -663,25 +758,21 @@ class Cluster:
             try:
                 servers[member.name] = self._on(member, call)
             except NotFoundError:
-                if not missing_is_zero:
+                if tube is None:
                     raise
             except (OSError, ProtocolError):
                 down[member.name] = member.reason
-        return ClusterStats(_aggregate(servers.values()), servers, down)
+        return self._stats_of(servers, down, tube)
 
     def stats(self) -> ClusterStats:
         """Every server's statistics, their aggregate, and the servers that are down."""
-        return self._gather(lambda client: client.stats(), False)
+        return self._gather(lambda client: client.stats(), None)
 
     def stats_tube(self, tube: str) -> ClusterStats:
         """One tube's statistics summed over the live servers (a server without the tube
         counts as zero); raises :class:`NotFoundError` if no live server has it."""
         tube = v.tube_name(tube)
-        result = self._gather(lambda client: client.stats_tube(tube), True)
-        if not result.servers and not result.down:
-            raise NotFoundError(f"no server has the tube {tube!r}")
-        result.total["name"] = tube
-        return result
+        return self._gather(lambda client: client.stats_tube(tube), tube)
 
     # ------------------------------------------------------------------ closing
 
@@ -704,11 +795,24 @@ class Cluster:
     ) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"Cluster({self.servers!r})"
+
+def deadline_of(timeout: float | None) -> float | None:
+    """A reserve's deadline (``time.monotonic``) for its checked ``timeout``."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise ArgumentTypeError(f"timeout must be a number, not {type(timeout).__name__}")
+    if not 0 <= timeout <= v.RESERVE_TIMEOUT_MAX:
+        raise InvalidArgument(f"timeout must be between 0 and {v.RESERVE_TIMEOUT_MAX}")
+    return time.monotonic() + timeout
 
 
-def _rotated(items: list[_Member], turn: int) -> Iterator[_Member]:
+def _address_of(client: object) -> tuple[str, int] | str:
+    address: tuple[str, int] | str = getattr(client, "address")  # noqa: B009 - any kind's
+    return address
+
+
+def rotated(items: list[Member[C]], turn: int) -> Iterator[Member[C]]:
     if items:
         start = turn % len(items)
         yield from items[start:]
@@ -737,24 +841,24 @@ def _positive(value: object, what: str) -> float:
     return float(value)
 
 
-def _name(error: BaseException, member: _Member) -> None:
+def name_error(error: BaseException, member: Member[Any]) -> None:
     """Say which server an error came from (as a note, shown with the traceback)."""
     error.add_note(f"server: {member.name}")
 
 
-def _unknown(error: BaseException, member: _Member) -> BaseException:
+def _unknown(error: BaseException, member: Member[Any]) -> Exception:
     """The error for a put whose bytes were sent but whose reply did not come: its kind
     kept (:class:`TimeoutError`, :class:`ConnectionClosedError`), the server named."""
     message = (
         f"{member.name}: the put was sent but its reply did not come ({error}): it may or may"
         " not be stored there, and it was not sent anywhere else"
     )
-    unknown: BaseException
+    unknown: Exception
     if isinstance(error, TimeoutError):
         unknown = TimeoutError(message)
     elif isinstance(error, ProtocolError):
         unknown = ProtocolError(message)
     else:
         unknown = ConnectionClosedError(message)
-    _name(unknown, member)
+    name_error(unknown, member)
     return unknown
