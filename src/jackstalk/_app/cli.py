@@ -3,6 +3,11 @@
 Exit statuses: 0 done, 1 not found or empty, 2 usage error, 3 cannot connect. Expected
 failures print one line on stderr (usage errors also the command's usage line, as argparse
 does), never a traceback.
+
+Several servers (``--address`` repeated, or a comma-separated ``BEANSTALKD_ADDRESS``) are
+one :class:`~jackstalk.Cluster` for ``stats``, ``tubes``, ``top``, ``put`` and ``drain``:
+the readers show each server and the total, a server that is down included as down; the
+other commands act on one server's jobs by id or tube, so they take one address.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -24,6 +29,7 @@ from jackstalk._protocol.validate import U32_MAX, U64_MAX
 if TYPE_CHECKING:
     import ssl
 
+    from jackstalk._app.cluster import Cluster, ClusterStats
     from jackstalk.transports.blocking import Client
 
 __all__ = [
@@ -78,6 +84,51 @@ def parse_address(text: str) -> tuple[str, int] | str:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"bad port in address {text!r}")
     return (host or DEFAULT_HOST, int(port))
+
+
+class _AddressAction(argparse.Action):
+    """``--address``, once per server: the first one given replaces the default (the
+    environment's), the next ones add servers."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        given = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, [*(given if isinstance(given, list) else []), values])
+
+
+def _resolve_addresses(args: argparse.Namespace, several: bool) -> None:
+    """Set ``args.addresses`` (every server, in order) and ``args.address`` (the first): from
+    the ``--address`` options, else from ``$BEANSTALKD_ADDRESS`` (commas separate servers),
+    else the default. Raises :class:`CliError` (a usage error) for an address that does
+    not parse, one given twice, or several for a command that works on one server."""
+    given: list[tuple[str, int] | str] | None = args.address
+    source = "--address"
+    if given is None:
+        text = os.environ.get(ADDRESS_ENV, f"{DEFAULT_HOST}:{DEFAULT_PORT}")
+        source = f"${ADDRESS_ENV}"
+        parts = [text]
+        if "," in text:  # else exactly as one address was always read
+            parts = [part.strip() for part in text.split(",") if part.strip()]
+        try:
+            given = [parse_address(part) for part in parts or [""]]
+        except argparse.ArgumentTypeError as error:
+            raise CliError(f"argument --address: {error}", EXIT_USAGE) from None
+    for index, address in enumerate(given):
+        if address in given[:index]:
+            raise CliError(f"address {_show(address)} is given twice ({source})", EXIT_USAGE)
+    if len(given) > 1 and not several:
+        raise CliError(
+            f"{getattr(args, 'command', 'this command')} works on one server, and {source}"
+            f" names {len(given)}: give a single --address",
+            EXIT_USAGE,
+        )
+    args.addresses = given
+    args.address = given[0]
 
 
 def _tube(text: str) -> str:
@@ -207,6 +258,60 @@ def _show(address: tuple[str, int] | str) -> str:
     return address if isinstance(address, str) else f"{address[0]}:{address[1]}"
 
 
+def _several(args: argparse.Namespace) -> bool:
+    """Whether the command was given several servers (a cluster) rather than one."""
+    return len(args.addresses) > 1
+
+
+@contextmanager
+def _cluster(args: argparse.Namespace, **options: Any) -> Iterator[Cluster]:
+    """The servers of ``args.addresses`` as one :class:`Cluster` (``options`` go to it):
+    a put or reserve that no server took, or whose outcome is unknown, is exit status 3."""
+    from jackstalk._app.cluster import Cluster
+
+    context = tls_context(args)
+    if context is not None:
+        for address in args.addresses:
+            if isinstance(address, str):
+                raise CliError(f"TLS needs a HOST:PORT address, not {address}", EXIT_USAGE)
+    cluster = Cluster(
+        args.addresses,
+        encoding=None,
+        timeout=args.timeout,
+        connect_timeout=5.0,
+        ssl=context,
+        **options,
+    )
+    try:
+        yield cluster
+    except (ConnectionClosedError, TimeoutError) as error:
+        raise CliError(str(error), EXIT_CONNECT) from None
+    finally:
+        cluster.close()
+
+
+def _why(reason: str) -> str:
+    """A down server's reason for people: without the name of a private exception class
+    (``_Something: ``) that may lead it."""
+    return re.sub(r"^_\w+: ", "", reason)
+
+
+def _down(found: Mapping[str, str]) -> dict[str, str]:
+    return {name: _why(reason) for name, reason in found.items()}
+
+
+def _check_some_up(names: list[str], down: Mapping[str, str]) -> None:
+    """Exit status 3 when no server answered at all."""
+    if names and all(name in down for name in names):
+        reasons = "; ".join(f"{name}: {down[name]}" for name in names)
+        raise CliError(f"cannot connect to any server: {reasons}", EXIT_CONNECT)
+
+
+def _warn_down(down: Mapping[str, str], what: str = "") -> None:
+    for name, reason in down.items():
+        print(f"jackstalk: {name} is down{what} ({reason})", file=sys.stderr)
+
+
 def _not_found(what: str) -> CliError:
     """The one wording of every not-found failure: ``<what> not found``, exit status 1."""
     return CliError(f"{what} not found", EXIT_NOT_FOUND)
@@ -263,7 +368,74 @@ def _job_json(job_id: int, body: bytes) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ commands
 
 
+def _cell(value: Any) -> str:
+    """A value of the server columns, as the one-server table prints it."""
+    return "-" if value is None else str(value)
+
+
+def _total_cell(value: Any) -> str:
+    """A value of the total column: a field that does not add up (``pid``, ``version``
+    ...) comes as one value per server, shown when all of them agree, else ``-``."""
+    if isinstance(value, list):
+        return str(value[0]) if value and all(item == value[0] for item in value) else "-"
+    return _cell(value)
+
+
+def _columns(rows: list[list[str]]) -> str:
+    """Rows of cells as left-aligned columns two spaces apart, no trailing spaces."""
+    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(f"{cell:<{width}}" for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def _stats_table(
+    names: list[str],
+    servers: Mapping[str, Mapping[str, Any] | None],
+    total: Mapping[str, Any],
+    down: Mapping[str, str],
+) -> str:
+    """One row per field; a column per server (``down``, or ``-`` for a tube it does not
+    have), then the total."""
+    fields: dict[str, None] = {}
+    for document in servers.values():
+        fields.update(dict.fromkeys(document or ()))
+    fields.update(dict.fromkeys(total))
+    rows = [["", *names, "total"]]
+    for field in fields:
+        row = [field]
+        for name in names:
+            document = servers.get(name)
+            row.append("down" if name in down else _cell(document and document.get(field)))
+        row.append(_total_cell(total.get(field)))
+        rows.append(row)
+    return _columns(rows)
+
+
+def _stats_several(args: argparse.Namespace) -> int:
+    with _cluster(args) as cluster:
+        names = cluster.servers
+        try:
+            result = cluster.stats_tube(args.tube) if args.tube else cluster.stats()
+        except NotFoundError:
+            raise _not_found(f"tube {args.tube}") from None
+    down = _down(result.down)
+    _check_some_up(names, down)
+    # A server without the tube answered, and has no statistics of it: null.
+    servers = {name: result.servers.get(name) for name in names if name not in down}
+    _warn_down(down)
+    _emit(
+        args,
+        {"servers": servers, "total": result.total, "down": down},
+        lambda: _stats_table(names, servers, result.total, down),
+    )
+    return EXIT_OK
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
+    if _several(args):
+        return _stats_several(args)
     with _connect(args) as client:
         try:
             stats = client.stats_tube(args.tube) if args.tube else client.stats()
@@ -283,7 +455,37 @@ def cmd_stats_job(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _tubes_several(args: argparse.Namespace) -> int:
+    with _cluster(args) as cluster:
+        names = cluster.servers
+        listing = cluster.stats()  # which servers answer
+        found: dict[str, list[str]] = {name: [] for name in listing.servers}
+        down = dict(listing.down)
+        for tube in cluster.tubes():
+            try:
+                result = cluster.stats_tube(tube)
+            except NotFoundError:  # gone since it was listed
+                continue
+            down.update(result.down)
+            for name in result.servers:
+                found.setdefault(name, []).append(tube)
+    down = _down(down)
+    _check_some_up(names, down)
+    servers = {name: found.get(name, []) for name in names if name not in down}
+    total = list(dict.fromkeys(tube for tubes in servers.values() for tube in tubes))
+    _warn_down(down)
+
+    def text() -> str:
+        rows = [[name, "down" if name in down else " ".join(servers[name])] for name in names]
+        return _columns([*rows, ["total", " ".join(total)]])
+
+    _emit(args, {"servers": servers, "total": total, "down": down}, text)
+    return EXIT_OK
+
+
 def cmd_tubes(args: argparse.Namespace) -> int:
+    if _several(args):
+        return _tubes_several(args)
     with _connect(args) as client:
         tubes = client.tubes()
     _emit(args, tubes, lambda: "\n".join(tubes))
@@ -296,6 +498,12 @@ def cmd_put(args: argparse.Namespace) -> int:
         body = sys.stdin.buffer.read()
     else:
         body = os.fsencode(args.body)
+    if _several(args):
+        # The server decides the largest body; it answers JOB_TOO_BIG if needed.
+        with _cluster(args, use=args.tube, max_job_size=2**30) as cluster:
+            where = cluster.put(body, args.priority, args.delay, args.ttr)
+        _emit(args, {"server": where.server, "id": where.id}, lambda: str(where))
+        return EXIT_OK
     with _connect(args) as client:
         client.max_job_size = 2**30  # the server decides; it answers JOB_TOO_BIG if needed
         client.use(args.tube)
@@ -386,7 +594,40 @@ def cmd_pause(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _drain_several(args: argparse.Namespace) -> int:
+    from jackstalk._app.cluster import JobLostError
+
+    # A server that fails is left alone for the rest of the run (the backoff outlasts it),
+    # and reported as down at the end: its jobs were not drained.
+    with _cluster(
+        args, use=args.tube, watch=args.tube, backoff=3600.0, max_backoff=3600.0
+    ) as cluster:
+        counts = dict.fromkeys(cluster.servers, 0)
+        if args.all:
+            while cluster.kick(U32_MAX):
+                pass
+        while (job := cluster.reserve(timeout=0)) is not None:
+            try:
+                job.delete()
+            except JobLostError:  # back to ready on a server now down: not drained
+                continue
+            counts[job.server] += 1
+        down = _down(cluster.down())
+    count = sum(counts.values())
+    _warn_down(down, f": its jobs of {args.tube} were not drained")
+    _emit(
+        args,
+        {"deleted": count, "servers": counts, "down": down},
+        lambda: f"deleted {count} job(s) from {args.tube}",
+    )
+    if down:
+        return EXIT_CONNECT
+    return EXIT_OK if count else EXIT_NOT_FOUND
+
+
 def cmd_drain(args: argparse.Namespace) -> int:
+    if _several(args):
+        return _drain_several(args)
     count = 0
     with _connect(args) as client:
         client.watch(args.tube)
@@ -453,9 +694,145 @@ def _snapshot(client: Client) -> tuple[Mapping[str, Any], dict[str, Mapping[str,
     return server, tubes
 
 
+class _ClusterSnapshot:
+    """Every server's statistics and its tubes', read now: ``servers`` those that answered
+    throughout, ``down`` those that did not (with the reason), ``total`` the cluster's
+    aggregates (see :class:`ClusterStats`)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.names = cluster.servers
+        stats = cluster.stats()
+        down = dict(stats.down)
+        tubes: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self.total_tubes: dict[str, Mapping[str, Any]] = {}
+        for tube in sorted(cluster.tubes()):
+            try:
+                result: ClusterStats = cluster.stats_tube(tube)
+            except NotFoundError:  # the tube vanished between the two calls
+                continue
+            down.update(result.down)
+            for name, document in result.servers.items():
+                tubes.setdefault(name, {})[tube] = document
+            self.total_tubes[tube] = result.total
+        self.down = _down(down)
+        self.total_server: Mapping[str, Any] = stats.total
+        self.servers = {
+            name: (stats.servers[name], tubes.get(name, {}))
+            for name in self.names
+            if name in stats.servers and name not in self.down
+        }
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "servers": {
+                name: {"server": server, "tubes": tubes}
+                for name, (server, tubes) in self.servers.items()
+            },
+            "total": {"server": self.total_server, "tubes": self.total_tubes},
+            "down": self.down,
+        }
+
+
+def render_top_cluster(
+    snapshot: _ClusterSnapshot,
+    previous: dict[tuple[str, str], int],
+    elapsed: float,
+) -> list[str]:
+    """The lines of one ``top`` screen over several servers: a summary, one row per server
+    (a server that is down says so, and why) and their total, then one row per tube with
+    its counts and rate summed over the servers.
+
+    ``previous`` holds each ``(server, "")`` and ``(server, tube)``'s ``total-jobs`` of the
+    previous screen; the rates count, per server, the jobs put since (so a server coming or
+    going does not show as a burst of puts), and ``previous`` is updated in place.
+    """
+    width = max(24, *(len(name) + 2 for name in snapshot.names))
+    servers = snapshot.servers
+
+    def rate(key: tuple[str, str], stats: Mapping[str, Any]) -> float:
+        total = int(stats.get("total-jobs", 0))
+        before = previous.get(key, total)
+        previous[key] = total
+        return max(0, total - before) / elapsed if elapsed > 0 else 0.0
+
+    def row(name: str, stats: Mapping[str, Any], puts: float) -> str:
+        cells = "".join(f"{stats.get(key, 0)!s:>10}" for key, _ in _TOP_FIELDS)
+        return f"{name[:width]:<{width}}{cells}{puts:>10.1f}"
+
+    def summed(documents: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        return {key: sum(int(d.get(key, 0)) for d in documents) for key, _ in _TOP_FIELDS}
+
+    header = "".join(f"{label:>10}" for _, label in _TOP_FIELDS) + f"{'puts/s':>10}"
+    shown = [server for server, _ in servers.values()]
+    versions = sorted({str(server.get("version", "?")) for server in shown}) or ["?"]
+    connections = sum(int(server.get("current-connections", 0)) for server in shown)
+    total = summed(shown)
+    lines = [
+        f"beanstalkd {'/'.join(versions)}  servers {len(snapshot.names)}"
+        f" down {len(snapshot.down)}  connections {connections}  "
+        f"jobs ready {total['current-jobs-ready']} reserved {total['current-jobs-reserved']}",
+        "",
+        f"{'server':<{width}}{header}",
+    ]
+    all_puts = 0.0
+    for name in snapshot.names:
+        if name in servers:
+            puts = rate((name, ""), servers[name][0])
+            all_puts += puts
+            lines.append(row(name, servers[name][0], puts))
+        else:
+            lines.append(f"{name[:width]:<{width}}{'down':>10}  {snapshot.down.get(name, '')}")
+    lines += [row("total", total, all_puts), "", f"{'tube':<{width}}{header}"]
+    for tube in snapshot.total_tubes:
+        documents = [(name, tubes[tube]) for name, (_, tubes) in servers.items() if tube in tubes]
+        puts = sum(rate((name, tube), stats) for name, stats in documents)
+        lines.append(row(tube, summed([stats for _, stats in documents]), puts))
+    return lines
+
+
+@contextmanager
+def _top_screens(
+    args: argparse.Namespace,
+) -> Iterator[Callable[[float], tuple[list[str], float]]]:
+    """Connected, a function that reads a snapshot and returns its screen's lines and the
+    time it was read (given the time the previous one was read, for the rates)."""
+    if not _several(args):
+        with _connect(args) as client:
+            previous: dict[str, int] = {}
+
+            def one(last: float) -> tuple[list[str], float]:
+                server, tubes = _snapshot(client)
+                now = time.monotonic()
+                lines = render_top(server, tubes, previous, now - last)
+                previous.clear()
+                previous.update((name, int(stats["total-jobs"])) for name, stats in tubes.items())
+                return lines, now
+
+            yield one
+        return
+    # A server that failed is tried again after about one refresh (not at every tube of
+    # the same screen), and shows as down meanwhile.
+    wait = max(1.0, args.interval)
+    with _cluster(args, backoff=wait, max_backoff=wait) as cluster:
+        totals: dict[tuple[str, str], int] = {}
+
+        def several(last: float) -> tuple[list[str], float]:
+            snapshot = _ClusterSnapshot(cluster)
+            now = time.monotonic()
+            return render_top_cluster(snapshot, totals, now - last), now
+
+        yield several
+
+
 def cmd_top(args: argparse.Namespace) -> int:
     """Redraw the tubes table; on a pipe or file, print plain snapshots one after another
     (no screen-clearing codes); with ``--json``, print one JSON snapshot and stop."""
+    if args.json and _several(args):
+        with _cluster(args) as cluster:
+            snapshot = _ClusterSnapshot(cluster)
+        _check_some_up(snapshot.names, snapshot.down)
+        _emit(args, snapshot.json(), lambda: "")
+        return EXIT_OK
     if args.json:
         with _connect(args) as client:
             server, tubes = _snapshot(client)
@@ -469,20 +846,15 @@ def cmd_top(args: argparse.Namespace) -> int:
     keys = sys.stdin.isatty()  # q quits when there is a keyboard to read
     screen = sys.stdout.isatty()  # else no escape codes: plain snapshots, one per interval
     saved = termios.tcgetattr(sys.stdin) if keys else None
-    previous: dict[str, int] = {}
     last = time.monotonic()
     try:
         if keys:
             tty.setcbreak(sys.stdin.fileno())
-        with _connect(args) as client:
+        with _top_screens(args) as draw:
             rounds = 0
             while True:
                 rounds += 1
-                server, tubes = _snapshot(client)
-                now = time.monotonic()
-                lines = render_top(server, tubes, previous, now - last)
-                previous = {name: int(stats["total-jobs"]) for name, stats in tubes.items()}
-                last = now
+                lines, last = draw(last)
                 if screen:
                     lines = ["\x1b[H\x1b[2J" + lines[0], *lines[1:], "", "q or Ctrl-C quits"]
                 elif rounds > 1:
@@ -509,14 +881,31 @@ def cmd_top(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ wiring
 
 
+def _with_addresses(
+    handler: Callable[[argparse.Namespace], int], several: bool
+) -> Callable[[argparse.Namespace], int]:
+    """``handler``, run once the servers are known (see :func:`_resolve_addresses`)."""
+
+    def resolved(args: argparse.Namespace) -> int:
+        _resolve_addresses(args, several)
+        return handler(args)
+
+    resolved.__name__ = resolved.__qualname__ = handler.__name__
+    resolved.__doc__ = handler.__doc__
+    return resolved
+
+
 def add_commands(commands: Any) -> None:
     """Register the queue sub-commands on an argparse sub-parsers object."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--address",
         type=parse_address,
-        default=os.environ.get(ADDRESS_ENV, f"{DEFAULT_HOST}:{DEFAULT_PORT}"),
-        help=f"HOST:PORT or a Unix socket path (default: ${ADDRESS_ENV} or 127.0.0.1:11300)",
+        action=_AddressAction,
+        default=None,
+        help="HOST:PORT or a Unix socket path; repeat it for several servers (stats, tubes,"
+        f" top, put and drain) (default: ${ADDRESS_ENV}, commas separating several,"
+        " or 127.0.0.1:11300)",
     )
     common.add_argument(
         "--timeout", type=float, default=10.0, help="reply timeout in seconds (default: 10)"
@@ -551,7 +940,10 @@ def add_commands(commands: Any) -> None:
     reading.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     def add(
-        name: str, handler: Callable[[argparse.Namespace], int], summary: str
+        name: str,
+        handler: Callable[[argparse.Namespace], int],
+        summary: str,
+        several: bool = False,
     ) -> argparse.ArgumentParser:
         parser: argparse.ArgumentParser = commands.add_parser(
             name,
@@ -562,13 +954,14 @@ def add_commands(commands: Any) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         # The parser rides along, so that a usage error found later prints its usage.
-        parser.set_defaults(handler=handler, parser=parser)
+        parser.set_defaults(handler=_with_addresses(handler, several), parser=parser)
         return parser
 
-    add("stats", cmd_stats, "server or tube statistics").add_argument("tube", nargs="?", type=_tube)
+    stats = add("stats", cmd_stats, "server or tube statistics", several=True)
+    stats.add_argument("tube", nargs="?", type=_tube)
     add("stats-job", cmd_stats_job, "job statistics").add_argument("id", type=_job_id)
-    add("tubes", cmd_tubes, "list tubes")
-    put = add("put", cmd_put, "put a job (body from the argument or stdin)")
+    add("tubes", cmd_tubes, "list tubes", several=True)
+    put = add("put", cmd_put, "put a job (body from the argument or stdin)", several=True)
     put.add_argument("tube", type=_tube)
     put.add_argument("body", nargs="?", help="the body, or - (the default) for stdin")
     put.add_argument(
@@ -605,10 +998,10 @@ def add_commands(commands: Any) -> None:
     pause = add("pause", cmd_pause, "pause a tube")
     pause.add_argument("tube", type=_tube)
     pause.add_argument("seconds", type=_u32)
-    drain = add("drain", cmd_drain, "reserve and delete every ready job of a tube")
+    drain = add("drain", cmd_drain, "reserve and delete every ready job of a tube", several=True)
     drain.add_argument("tube", type=_tube)
     drain.add_argument("--all", action="store_true", help="kick buried and delayed jobs first")
-    top = add("top", cmd_top, "a live view of tubes and rates (--json: one snapshot)")
+    top = add("top", cmd_top, "a live view of tubes and rates (--json: one snapshot)", several=True)
     top.add_argument(
         "--interval",
         type=_interval,
