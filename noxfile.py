@@ -68,15 +68,14 @@ _find_pythons()
 def tests(session: nox.Session) -> None:
     """Install the project (not editable, so packaging is tested too) and run the suite.
 
-    Each Python version keeps its own coverage data, combined and checked against the floor
-    within its session.
+    Each session (one per Python version, run one after another) erases the coverage data,
+    combines what its run and the run's subprocesses wrote, and checks it against the floor.
     """
     session.install(".[trio]", *GROUPS["test"])
-    env = {"COVERAGE_FILE": f".coverage.tests-{session.python}"}
-    session.run("coverage", "erase", env=env)
-    session.run("python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs, env=env)
-    session.run("coverage", "combine", "--quiet", env=env)
-    session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}", env=env)
+    session.run("coverage", "erase")
+    session.run("python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
+    session.run("coverage", "combine", "--quiet")
+    session.run("coverage", "report", f"--fail-under={COVERAGE_FLOOR}")
 
 
 @nox.session
