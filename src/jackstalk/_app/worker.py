@@ -8,6 +8,14 @@ failure, bury on an undecodable body, and sending the delete of a finished job t
 the reserve of the next one in a single write. The drivers only run the steps: blocking
 (:meth:`Worker.run`), asyncio (:meth:`Worker.run_asyncio`) and trio (:meth:`Worker.run_trio`).
 
+With several servers (``addresses=``, blocking driver only), each server has its own
+connection and its own run of the procedure; the driver asks each live server for a ready
+job (``reserve-with-timeout 0``), takes the jobs one server has for up to a second (each
+finished job's settle pipelined with the next reserve on that server), and when every server
+is empty waits up to a second on one of them, a different one each round. A server that
+fails is skipped for a capped, doubling backoff and connected again afterwards; a job whose
+settle could not reach its server is logged as lost and not counted.
+
 Shutdown is the drivers' part: the first SIGINT or SIGTERM (or :meth:`Worker.stop`) stops
 reserving and gives running handlers ``grace`` seconds; then they are cancelled, which
 closes their connections and so hands their jobs back to the server, and the run method
@@ -23,18 +31,20 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jackstalk._api.base import ClientBase
+from jackstalk._api.base import Address, ClientBase
 from jackstalk._api.errors import BodyDecodeError
 from jackstalk._api.jobs import AsyncJob, Job, Priority
+from jackstalk._app.cluster import _WAIT, Member, Spread, _OneConnection
 from jackstalk._protocol import commands as c
 from jackstalk._protocol import events as e
 from jackstalk._protocol import validate as v
 from jackstalk._protocol import yaml_subset as _yaml
-from jackstalk._protocol.errors import InvalidArgument, NotFoundError
+from jackstalk._protocol.errors import InvalidArgument, NotFoundError, ProtocolError
 
 if TYPE_CHECKING:
     from jackstalk._api.async_methods import AsyncCommands
@@ -172,6 +182,12 @@ class Worker:
     Both are for metrics and alerting: an async worker awaits what they return when it is
     awaitable, and an exception they raise is logged and otherwise ignored.
     Client options (``encoding``, ``parse_yaml`` ...) go in ``client_options``.
+
+    ``addresses`` (blocking :meth:`run` only), instead of ``address``: several beanstalkd
+    servers, each with its own connection. Jobs are taken from every live server; a
+    server that fails is skipped for ``server_backoff`` seconds, doubling per failure up to
+    ``server_backoff_cap``, then connected again. A job whose settle cannot reach its
+    server (it died meanwhile) is logged, counted in :attr:`lost`, not in :attr:`processed`.
     """
 
     def __init__(
@@ -179,6 +195,9 @@ class Worker:
         handlers: Mapping[str, Handler] | Handler,
         *,
         address: tuple[str, int] | str | None = None,
+        addresses: Sequence[tuple[str, int] | str] | None = None,
+        server_backoff: float = 1.0,
+        server_backoff_cap: float = 30.0,
         watch: str | Iterable[str] = "default",
         concurrency: int = 1,
         max_attempts: int = 5,
@@ -204,7 +223,25 @@ class Worker:
         if not tubes:
             raise InvalidArgument("a worker needs at least one tube")
         self.tubes = [v.tube_name(tube) for tube in tubes]
+        if isinstance(address, list):
+            raise InvalidArgument("several servers go in addresses=, not address=")
+        if addresses is not None:
+            if address is not None:
+                raise InvalidArgument("give address= (one server) or addresses=, not both")
+            if isinstance(addresses, str | bytes) or not isinstance(addresses, Sequence):
+                raise InvalidArgument("addresses= takes a list of addresses")
+            if not addresses:
+                raise InvalidArgument("addresses= needs at least one address")
         self.address = address
+        self.addresses: list[tuple[str, int] | str] | None = (
+            None if addresses is None else list(addresses)
+        )
+        if not 0 < server_backoff <= server_backoff_cap < math.inf:
+            raise InvalidArgument(
+                "server backoff needs 0 < server_backoff <= server_backoff_cap (finite)"
+            )
+        self.server_backoff = float(server_backoff)
+        self.server_backoff_cap = float(server_backoff_cap)
         self.concurrency = v.integer(concurrency, "concurrency", 1, 10_000)
         self.max_attempts = v.integer(max_attempts, "max_attempts", 1, 2**32 - 1)
         if not 0 <= backoff_base <= backoff_cap:
@@ -228,6 +265,9 @@ class Worker:
         self._busy = 0  # handlers running now
         self.processed = 0
         """Jobs handled so far (succeeded or not)."""
+        self.lost = 0
+        """Jobs handled whose delete, release or bury never reached their server, because
+        the connection (or the server) went down first (several servers only)."""
 
     def stop(self) -> None:
         """Ask the worker to stop: it reserves no more jobs and returns once the running
@@ -404,16 +444,32 @@ class Worker:
         still running after ``grace`` seconds is interrupted, and a second signal interrupts
         it at once and makes this raise ``SystemExit(128 + signal number)``; elsewhere no
         signal handler is installed and a running handler is never interrupted."""
-        if client is None:
+        servers: _Servers | None = None
+        if self.addresses is not None:
+            if client is not None:
+                raise InvalidArgument("a worker with addresses= makes its own clients")
+            servers = _servers(self)
+        elif client is None:
             from jackstalk.transports.blocking import Client
 
             client = Client(self.address, **self._client_kwargs())
-        log.info("worker started: watching %s", ", ".join(self.tubes))
+        if servers is None:
+            log.info("worker started: watching %s", ", ".join(self.tubes))
+        else:
+            log.info(
+                "worker started: watching %s on %s",
+                ", ".join(self.tubes),
+                ", ".join(servers.servers),
+            )
         quiet, restore = self._install_signals()
         interrupted: _Interrupted | None = None
         try:
             try:
-                self._run_steps(client)
+                if servers is None:
+                    assert client is not None
+                    self._run_steps(client)
+                else:
+                    _ServersDriver(self, servers).run()
             finally:
                 quiet()  # from here on, a signal is only noted
         except _Interrupted as caught:
@@ -422,7 +478,11 @@ class Worker:
             interrupted = caught
         finally:
             restore()
-            client.close()
+            if servers is None:
+                assert client is not None
+                client.close()
+            else:
+                servers.close()
         if interrupted is not None and interrupted.number is None:
             self._log_grace_over()
         elif self._forced is not None:
@@ -441,20 +501,25 @@ class Worker:
                 return
             if isinstance(step, Execute):
                 result = client._execute_many(step.commands)
-            elif isinstance(step, Handle):
-                result = None
-                self._busy = 1
-                try:
-                    step.handler(step.job)
-                except Exception as error:
-                    result = error
-                self._busy = 0
             else:
-                result = None
-                try:
-                    step.hook(step.job, step.error)
-                except Exception as error:
-                    result = error
+                result = self._run_blocking(step)
+
+    def _run_blocking(self, step: Handle | Notify) -> BaseException | None:
+        """Run a handler or a hook in this thread; return the exception it raised."""
+        if isinstance(step, Handle):
+            self._busy = 1
+            try:
+                step.handler(step.job)
+            except Exception as error:
+                self._busy = 0
+                return error
+            self._busy = 0  # (not on an interruption: run() reports the handler it cut)
+            return None
+        try:
+            step.hook(step.job, step.error)
+        except Exception as error:
+            return error
+        return None
 
     def _install_signals(self) -> tuple[Callable[[], None], Callable[[], None]]:
         """In the main thread: SIGINT and SIGTERM handlers, and a watcher thread that
@@ -534,6 +599,12 @@ class Worker:
 
     # ------------------------------------------------------------------ async drivers
 
+    def _one_address(self, driver: str) -> None:
+        if self.addresses is not None:
+            raise InvalidArgument(
+                f"several addresses are for the blocking run() only; {driver} takes one address="
+            )
+
     async def _drive(
         self,
         client: Any,
@@ -570,6 +641,7 @@ class Worker:
         """Work with ``concurrency`` asyncio clients until :meth:`stop`, SIGINT or SIGTERM;
         return the number of jobs handled, or raise ``SystemExit(128 + signal number)``
         after a second signal. Call :meth:`stop` from the event loop's thread."""
+        self._one_address("run_asyncio()")
         import asyncio
 
         from jackstalk.transports.asyncio import AsyncClient
@@ -643,6 +715,7 @@ class Worker:
         """Work with ``concurrency`` trio clients until :meth:`stop`, SIGINT or SIGTERM;
         return the number of jobs handled, or raise ``SystemExit(128 + signal number)``
         after a second signal. Call :meth:`stop` from trio's thread."""
+        self._one_address("run_trio()")
         import trio
 
         from jackstalk.transports.trio import TrioClient
@@ -717,3 +790,244 @@ class Worker:
                 return  # inside the server's one-second margin from the start: nothing to do
             await sleep(max(0.5, left - 1.5))
             await job.touch()
+
+
+# ---------------------------------------------------------------------- several servers
+
+
+class _Servers(Spread[_OneConnection]):
+    """The worker's servers: the clusters' members and backoff, with the worker's client
+    options (each connection opened once, never silently reconnected)."""
+
+    def __init__(
+        self,
+        addresses: Sequence[Address],
+        backoff: float,
+        max_backoff: float,
+        client_kwargs: dict[str, Any],
+    ) -> None:
+        self._client_kwargs = client_kwargs
+        super().__init__(addresses, backoff=backoff, max_backoff=max_backoff)
+
+    def _new_client(self, address: Address) -> _OneConnection:
+        return _OneConnection(address, **self._client_kwargs)
+
+    def close(self) -> None:
+        """Close every connection; jobs reserved through them go back to ready."""
+        for member in self._members:
+            if member.client is not None:
+                member.client.close()
+            member.client = None
+            member.connected = False
+
+
+def _servers(worker: Worker) -> _Servers:
+    assert worker.addresses is not None
+    return _Servers(
+        worker.addresses,
+        worker.server_backoff,
+        worker.server_backoff_cap,
+        worker._client_kwargs(),
+    )
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One server's run of the procedure: suspended at ``pending``, the step whose last
+    command is the reserve (``None``: not connected, or the procedure returned)."""
+
+    member: Member[_OneConnection]
+    steps: Generator[Execute | Handle | Notify, Any, None] | None = None
+    pending: Execute | None = None
+    job: WorkerJob | None = None  # handled, its settle not yet confirmed by the server
+
+
+_BROKEN = (OSError, ProtocolError)
+"""What a server's connection failing looks like (refused, reset, closed, timed out, or
+garbage on the wire)."""
+
+
+class _ServersDriver:
+    """The blocking driver over several servers; see the module docstring."""
+
+    def __init__(self, worker: Worker, servers: _Servers) -> None:
+        self.worker = worker
+        self.servers = servers
+        self.slots = [_Slot(member) for member in servers._members]
+        self.sweep = c.ReserveWithTimeout(0)
+        self.wait = c.ReserveWithTimeout(min(worker.poll, _WAIT))
+        self.turn = 0
+        self.wait_turn = 0
+
+    def run(self) -> None:
+        while not self._stopping():
+            live = self._live()
+            if not live:
+                # Every server is down: wait for the first backoff to end, a second at most
+                # at a time, so that a stop is noticed.
+                retry = min(slot.member.retry_at for slot in self.slots)
+                time.sleep(min(1.0, max(0.0, retry - time.monotonic())))
+                continue
+            self.turn += 1
+            took = False
+            for slot in rotated_slots(live, self.turn):
+                if self._stopping():
+                    break
+                took = self._turn(slot, self.sweep) or took
+            if took or self._stopping():
+                continue
+            live = [slot for slot in live if slot.pending is not None]
+            if live:
+                self.wait_turn += 1
+                self._turn(live[self.wait_turn % len(live)], self.wait)
+        for slot in self.slots:  # stopping: settle what is pending, reserve nothing
+            if slot.pending is not None:
+                self._flush(slot)
+
+    def _stopping(self) -> bool:
+        return self.worker._stopping
+
+    def _live(self) -> list[_Slot]:
+        """The servers to ask this round: connected ones, and those whose backoff is over
+        (connected now; a failure marks them down again)."""
+        now = time.monotonic()
+        live = []
+        for slot in self.slots:
+            if slot.pending is None and slot.member.retry_at <= now:
+                self._connect(slot)
+            if slot.pending is not None:
+                live.append(slot)
+        return live
+
+    def _connect(self, slot: _Slot) -> None:
+        member = slot.member
+        client = self.servers._new_client(member.address)
+        try:
+            client.connect()
+        except Exception as error:
+            client.close()
+            self._mark_down(slot, error)
+            return
+        member.client = client
+        member.connected = True
+        if member.failures:
+            log.info("server %s is back", member.name)
+        slot.steps = self.worker._procedure(client, WorkerJob)
+        try:
+            self._advance(slot, None)
+        except _BROKEN as error:
+            self._down(slot, error)
+
+    def _turn(self, slot: _Slot, reserve: c.ReserveWithTimeout) -> bool:
+        """Ask ``slot``'s server for jobs, the first time with ``reserve``: handle those it
+        has for up to a second (each settle pipelined with the next reserve there), then
+        settle the last one on its own. Returns whether a job was handled."""
+        started = time.monotonic()
+        handled = False
+        while slot.pending is not None:
+            client = slot.member.client
+            assert client is not None
+            commands = slot.pending.commands
+            enough = handled and (self.worker._stopping or time.monotonic() - started >= _WAIT)
+            if enough:
+                if len(commands) == 1:
+                    return handled  # nothing to settle: the reserve waits for the next turn
+                commands.pop()  # settle alone: reserve nothing more this turn
+            else:
+                commands[-1] = reserve
+            try:
+                events = client._execute_many(commands)
+            except _BROKEN as error:
+                self._down(slot, error)
+                return handled
+            slot.job = None  # its settle, if it had one, was answered
+            self.servers._ok(slot.member)
+            if enough:
+                events.append(e.TimedOut())
+            took = isinstance(events[-1], e.Reserved)
+            try:
+                self._advance(slot, events)
+            except _BROKEN as error:
+                self._down(slot, error)
+                return handled or took
+            if not took or enough:
+                return handled or took
+            handled = True
+            reserve = self.sweep
+        return handled
+
+    def _flush(self, slot: _Slot) -> None:
+        """Send ``slot``'s pending settle without its reserve; the procedure then ends."""
+        assert slot.pending is not None and slot.member.client is not None
+        commands = slot.pending.commands
+        commands.pop()
+        try:
+            events = slot.member.client._execute_many(commands) if commands else []
+            slot.job = None
+            events.append(e.TimedOut())
+            self._advance(slot, events)
+        except _BROKEN as error:
+            self._down(slot, error)
+
+    def _advance(self, slot: _Slot, result: Any) -> None:
+        """Resume the procedure with ``result`` and run its steps up to its next reserve
+        (``slot.pending``), or to its end."""
+        assert slot.steps is not None and slot.member.client is not None
+        client = slot.member.client
+        while True:
+            try:
+                step = slot.steps.send(result)
+            except StopIteration:
+                slot.pending = None
+                slot.steps = None
+                return
+            if isinstance(step, Execute):
+                if isinstance(step.commands[-1], c.ReserveWithTimeout):
+                    slot.pending = step
+                    return
+                result = client._execute_many(step.commands)
+            else:
+                if isinstance(step, Handle):
+                    assert isinstance(step.job, WorkerJob)
+                    slot.job = step.job
+                result = self.worker._run_blocking(step)
+
+    def _down(self, slot: _Slot, error: BaseException) -> None:
+        """``slot``'s server failed: count its unsettled job as lost, drop its connection
+        and skip it for its backoff."""
+        member = slot.member
+        job = slot.job
+        if job is not None and not job._settled:
+            log.warning(
+                "job %s/%d lost: its server failed before the job was settled (%s: %s)",
+                member.name,
+                job.id,
+                type(error).__name__,
+                error,
+            )
+            self.worker.lost += 1
+            self.worker.processed -= 1
+        slot.job = None
+        slot.pending = None
+        if slot.steps is not None:
+            slot.steps.close()
+            slot.steps = None
+        if member.client is not None:
+            member.client.close()
+            member.client = None
+        self._mark_down(slot, error)
+
+    def _mark_down(self, slot: _Slot, error: BaseException) -> None:
+        member = slot.member
+        self.servers._mark_down(member, error)
+        log.warning(
+            "server %s down (%s); trying again in %.3g s",
+            member.name,
+            member.reason,
+            max(0.0, member.retry_at - time.monotonic()),
+        )
+
+
+def rotated_slots(slots: list[_Slot], turn: int) -> list[_Slot]:
+    start = turn % len(slots)
+    return slots[start:] + slots[:start]
