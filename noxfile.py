@@ -120,9 +120,12 @@ def soak(session: nox.Session) -> None:
     all three clients, connections dropped, reset, stalled, split and delayed, consumers
     killed mid-job; prints jobs, faults injected, duplicates and lost, and fails if a job
     was lost or left behind. posargs replace the default `--seconds 300`, e.g.
-    `nox -s soak -- --seconds 600 --seed 3`. docs/reliability.md has the figures.
+    `nox -s soak -- --seconds 600 --seed 3`. `nox -s soak -- --cluster --seconds 60` runs
+    tests/reliability/soak_cluster.py instead: three beanstalkd with binlogs behind fault
+    proxies, one killed and restarted in a loop, producers and consumers on a Cluster.
+    docs/reliability.md has the figures.
     """
-    session.install(".[trio]")
+    session.install(".[trio]", "pytest>=8")  # pytest: the cluster soak's server kit uses it
     session.run("python", "tests/reliability/soak.py", *(session.posargs or ["--seconds", "300"]))
 
 

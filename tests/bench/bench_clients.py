@@ -22,7 +22,8 @@ beside it, imported by their plain names (a script's folder is on ``sys.path``):
 (the shared wire parameters and raw socket I/O), ``kits`` (one kit per client),
 ``scenarios`` (what is measured, and the server counters each run must leave),
 ``measuring`` (timed runs, memory checks, placement probe), ``sharing`` (K tasks sharing
-one async client) and ``report`` (summaries, targets, the text tables and
+one async client), ``cluster_bench`` (the Cluster's overhead and its rates on 1-3 servers)
+and ``report`` (summaries, targets, the text tables and
 docs/performance.md).
 """
 
@@ -36,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 
+from cluster_bench import measure_cluster, text_cluster
 from measuring import memory_checks, placement_probe, run_all
 from report import (
     check_targets,
@@ -85,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         default=20_000,
         help="puts per measurement of 'K tasks share one client' (0 skips it)",
     )
+    parser.add_argument(
+        "--no-cluster", action="store_true", help="skip the Cluster's overhead and scaling"
+    )
     args = parser.parse_args(argv)
     if not beanstalkd_available():
         print("beanstalkd is not on PATH: install it (e.g. apt-get install beanstalkd)")
@@ -111,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.share_total and not args.only
         else None
     )
+    cluster = (
+        measure_cluster(args.ops, args.batch, args.repeat, log=lambda text: print(text, flush=True))
+        if not args.no_cluster and not args.only
+        else None
+    )
     meta = {
         "command": command,
         "repeat": args.repeat,
@@ -126,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text_placement(placement))
     if sharing is not None:
         print(text_sharing(sharing))
+    if cluster is not None:
+        print(text_cluster(cluster))
     print(f"\n{meta['seconds']} s")
     document = {
         "meta": meta,
@@ -135,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": memory,
         "placement": placement,
         "sharing": sharing,
+        "cluster": cluster,
     }
     with open(args.json, "w", encoding="utf-8") as file:
         json.dump(document, file, indent=1)
@@ -142,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.quick or args.only:
             print("not writing docs for a --quick or --only run")
         else:
-            write_docs(DOCS, meta, summaries, targets, memory, skipped, placement, sharing)
+            write_docs(DOCS, meta, summaries, targets, memory, skipped, placement, sharing, cluster)
             print(f"wrote {DOCS.relative_to(ROOT)}")
     return 0
 

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from cluster_bench import markdown_cluster
 from scenarios import GROUPS, ONE_AT_A_TIME, Row, Sample, Scenario
 from sharing import markdown_sharing
 from wire import PIPELINE_BYTES, PIPELINE_COMMANDS, SMALL
@@ -509,6 +510,7 @@ def write_docs(
     skipped: dict[str, dict[str, str]],
     placement: dict[str, Any] | None = None,
     sharing: dict[str, Any] | None = None,
+    cluster: dict[str, Any] | None = None,
 ) -> None:
     m = meta["machine"]
     versions = ", ".join(f"{name} {version}" for name, version in m["versions"].items())
@@ -658,5 +660,7 @@ def write_docs(
     out.append("")
     if sharing is not None:
         out += markdown_sharing(sharing, _one_at_a_time_puts(summaries))
+    if cluster is not None:
+        out += markdown_cluster(cluster)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(out), encoding="utf-8")

@@ -604,6 +604,11 @@ def _account(report: Report, ledger: Ledger, left: int, total: int) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--cluster" in argv:  # three servers, one killed and restarted: soak_cluster.py
+        from soak_cluster import main as cluster_main
+
+        return cluster_main(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=300.0, help="load time (default 300)")
     parser.add_argument("--kinds", default=",".join(KINDS), help="client kinds, comma-separated")
