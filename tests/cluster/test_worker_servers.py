@@ -4,7 +4,6 @@ its binlog (its jobs processed after the backoff), and a job lost with its serve
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 from collections import Counter
@@ -179,6 +178,3 @@ def test_arguments_are_checked() -> None:
         jackstalk.Worker(handler, addresses=[])
     with pytest.raises(ValueError, match="server_backoff"):
         jackstalk.Worker(handler, addresses=["/tmp/x"], server_backoff=0)
-    worker = jackstalk.Worker(handler, addresses=[("127.0.0.1", 1), ("127.0.0.1", 2)])
-    with pytest.raises(ValueError, match="blocking run"):
-        asyncio.run(worker.run_asyncio())

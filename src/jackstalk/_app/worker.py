@@ -8,13 +8,17 @@ failure, bury on an undecodable body, and sending the delete of a finished job t
 the reserve of the next one in a single write. The drivers only run the steps: blocking
 (:meth:`Worker.run`), asyncio (:meth:`Worker.run_asyncio`) and trio (:meth:`Worker.run_trio`).
 
-With several servers (``addresses=``, blocking driver only), each server has its own
-connection and its own run of the procedure; the driver asks each live server for a ready
-job (``reserve-with-timeout 0``), takes the jobs one server has for up to a second (each
-finished job's settle pipelined with the next reserve on that server), and when every server
-is empty waits up to a second on one of them, a different one each round. A server that
-fails is skipped for a capped, doubling backoff and connected again afterwards; a job whose
-settle could not reach its server is logged as lost and not counted.
+With several servers (``addresses=``), each server has its own connection (in each slot,
+on the async drivers) and its own run of the procedure; the driver asks each live server
+for a ready job (``reserve-with-timeout 0``), takes the jobs one server has for up to a
+second (each finished job's settle pipelined with the next reserve on that server), and
+when every server is empty waits: the blocking driver up to a second on one of them, a
+different one each round; an async slot on every live server at once, taking the first
+job that comes and cutting off the other waits (their connections close, so a job the
+server reserved for one of them goes back to ready). That async part is written once
+(:class:`_AsyncServersDriver`); asyncio and trio give it their connection class, sleep and
+race. A server that fails is skipped for a capped, doubling backoff and connected again
+afterwards; a job whose settle could not reach its server is logged as lost and not counted.
 
 Shutdown is the drivers' part: the first SIGINT or SIGTERM (or :meth:`Worker.stop`) stops
 reserving and gives running handlers ``grace`` seconds; then they are cancelled, which
@@ -34,7 +38,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from jackstalk._api.base import Address, ClientBase
 from jackstalk._api.errors import BodyDecodeError
@@ -183,8 +187,8 @@ class Worker:
     awaitable, and an exception they raise is logged and otherwise ignored.
     Client options (``encoding``, ``parse_yaml`` ...) go in ``client_options``.
 
-    ``addresses`` (blocking :meth:`run` only), instead of ``address``: several beanstalkd
-    servers, each with its own connection. Jobs are taken from every live server; a
+    ``addresses``, instead of ``address``: several beanstalkd servers, each with its own
+    connection (per slot, on the async drivers). Jobs are taken from every live server; a
     server that fails is skipped for ``server_backoff`` seconds, doubling per failure up to
     ``server_backoff_cap``, then connected again. A job whose settle cannot reach its
     server (it died meanwhile) is logged, counted in :attr:`lost`, not in :attr:`processed`.
@@ -599,12 +603,6 @@ class Worker:
 
     # ------------------------------------------------------------------ async drivers
 
-    def _one_address(self, driver: str) -> None:
-        if self.addresses is not None:
-            raise InvalidArgument(
-                f"several addresses are for the blocking run() only; {driver} takes one address="
-            )
-
     async def _drive(
         self,
         client: Any,
@@ -641,7 +639,6 @@ class Worker:
         """Work with ``concurrency`` asyncio clients until :meth:`stop`, SIGINT or SIGTERM;
         return the number of jobs handled, or raise ``SystemExit(128 + signal number)``
         after a second signal. Call :meth:`stop` from the event loop's thread."""
-        self._one_address("run_asyncio()")
         import asyncio
 
         from jackstalk.transports.asyncio import AsyncClient
@@ -670,12 +667,24 @@ class Worker:
         drivers: list[asyncio.Task[None]] = []
         waiters: list[asyncio.Future[Any]] = []
         try:
-            drivers = [
-                asyncio.create_task(
-                    self._drive(AsyncClient(self.address, **self._client_kwargs()), run_handler)
-                )
-                for _ in range(self.concurrency)
-            ]
+            if self.addresses is None:
+                drivers = [
+                    asyncio.create_task(
+                        self._drive(AsyncClient(self.address, **self._client_kwargs()), run_handler)
+                    )
+                    for _ in range(self.concurrency)
+                ]
+            else:
+                from jackstalk._app.async_cluster import _AsyncOne
+
+                drivers = [
+                    asyncio.create_task(
+                        _AsyncServersDriver(
+                            self, _AsyncOne, run_handler, _race_asyncio, asyncio.sleep
+                        ).run()
+                    )
+                    for _ in range(self.concurrency)
+                ]
             stop_wait = asyncio.ensure_future(stopped.wait())
             force_wait = asyncio.ensure_future(forced.wait())
             all_done = asyncio.ensure_future(asyncio.wait(drivers))
@@ -715,7 +724,6 @@ class Worker:
         """Work with ``concurrency`` trio clients until :meth:`stop`, SIGINT or SIGTERM;
         return the number of jobs handled, or raise ``SystemExit(128 + signal number)``
         after a second signal. Call :meth:`stop` from trio's thread."""
-        self._one_address("run_trio()")
         import trio
 
         from jackstalk.transports.trio import TrioClient
@@ -763,8 +771,16 @@ class Worker:
                 with work:
                     async with trio.open_nursery() as nursery:
                         for _ in range(self.concurrency):
-                            client = TrioClient(self.address, **self._client_kwargs())
-                            nursery.start_soon(self._drive, client, run_handler)
+                            if self.addresses is None:
+                                client = TrioClient(self.address, **self._client_kwargs())
+                                nursery.start_soon(self._drive, client, run_handler)
+                            else:
+                                from jackstalk._app.trio_cluster import _TrioOne
+
+                                driver = _AsyncServersDriver(
+                                    self, _TrioOne, run_handler, _race_trio, trio.sleep
+                                )
+                                nursery.start_soon(driver.run)
                 outer.cancel_scope.cancel()
         finally:
             self._wake = self._force = None
@@ -1028,6 +1044,341 @@ class _ServersDriver:
         )
 
 
-def rotated_slots(slots: list[_Slot], turn: int) -> list[_Slot]:
+def rotated_slots(slots: list[S], turn: int) -> list[S]:
     start = turn % len(slots)
     return slots[start:] + slots[:start]
+
+
+S = TypeVar("S")
+
+
+# ------------------------------------------------------------- several servers, async
+
+
+@dataclass(eq=False)
+class _AsyncSlot:
+    """One server's run of the procedure in one async slot: its own connection, suspended
+    at ``pending`` (the step whose last command is the reserve; ``None``: not connected)."""
+
+    member: Member[Any]
+    client: Any = None
+    steps: Generator[Execute | Handle | Notify, Any, None] | None = None
+    pending: Execute | None = None
+    job: AsyncWorkerJob | None = None  # handled, its settle not yet confirmed by the server
+
+
+class _AsyncServers(Spread[Any]):
+    """An async slot's servers: their names and backoff, and their connections (each opened
+    once, never silently reconnected: the async clusters' connection class)."""
+
+    def __init__(
+        self,
+        addresses: Sequence[Address],
+        backoff: float,
+        max_backoff: float,
+        connection: Callable[..., Any],
+        client_kwargs: dict[str, Any],
+    ) -> None:
+        self._connection = connection
+        self._client_kwargs = client_kwargs
+        super().__init__(addresses, backoff=backoff, max_backoff=max_backoff)
+
+    def _new_client(self, address: Address) -> Any:
+        return self._connection(address, **self._client_kwargs)
+
+
+Race = Callable[[list[Callable[[], Awaitable[bool]]]], Awaitable[None]]
+"""Run the calls at once until one returns True, then cancel the others."""
+
+
+class _AsyncServersDriver:
+    """One async slot over several servers, for asyncio and trio alike (a library gives its
+    connection class, race and sleep). As the blocking driver: a round of
+    ``reserve-with-timeout 0`` over the live servers, the jobs a server has taken for up to a
+    second (each settle pipelined with the next reserve there); then, when all are empty, a
+    wait on every live server at once, as the async clusters do. The first job that comes is
+    taken; the other waits are cut off and their connections closed, so a job the server
+    reserved for one of them goes back to ready at once (such a server is connected again
+    next round, without backoff)."""
+
+    def __init__(
+        self,
+        worker: Worker,
+        connection: Callable[..., Any],
+        run_handler: Callable[[Handle], Awaitable[BaseException | None]],
+        race: Race,
+        sleep: Callable[[float], Awaitable[Any]],
+    ) -> None:
+        assert worker.addresses is not None
+        self.worker = worker
+        self.servers = _AsyncServers(
+            worker.addresses,
+            worker.server_backoff,
+            worker.server_backoff_cap,
+            connection,
+            worker._client_kwargs(),
+        )
+        self.run_handler = run_handler
+        self.race = race
+        self.sleep = sleep
+        self.slots = [_AsyncSlot(member) for member in self.servers._members]
+        self.sweep = c.ReserveWithTimeout(0)
+        self.wait = c.ReserveWithTimeout(min(worker.poll, _WAIT))
+        self.turn = 0
+        self.won: list[tuple[_AsyncSlot, list[e.Event]]] = []
+
+    async def run(self) -> None:
+        try:
+            await self._rounds()
+            for slot in self.slots:  # stopping: settle what is pending, reserve nothing
+                if slot.pending is not None:
+                    await self._flush(slot)
+        finally:
+            # (Also when cancelled: closing a connection hands its reserved job back.)
+            for slot in self.slots:
+                await self._cut(slot)
+
+    def _stopping(self) -> bool:
+        return self.worker._stopping
+
+    async def _rounds(self) -> None:
+        while not self._stopping():
+            live = await self._live()
+            if not live:
+                # Every server is down: wait for the first backoff to end, a second at most
+                # at a time, so that a stop is noticed.
+                retry = min(slot.member.retry_at for slot in self.slots)
+                await self.sleep(min(1.0, max(0.0, retry - time.monotonic())))
+                continue
+            self.turn += 1
+            took = False
+            for slot in rotated_slots(live, self.turn):
+                if self._stopping():
+                    break
+                if slot.pending is not None:
+                    took = await self._turn(slot, self.sweep) or took
+            if took or self._stopping():
+                continue
+            waiting = [slot for slot in live if slot.pending is not None]
+            if waiting:
+                await self._wait(waiting)
+
+    async def _live(self) -> list[_AsyncSlot]:
+        now = time.monotonic()
+        live = []
+        for slot in self.slots:
+            if slot.pending is None and slot.member.retry_at <= now:
+                await self._connect(slot)
+            if slot.pending is not None:
+                live.append(slot)
+        return live
+
+    async def _connect(self, slot: _AsyncSlot) -> None:
+        member = slot.member
+        client = self.servers._new_client(member.address)
+        try:
+            await client.connect()
+        except Exception as error:
+            await client.close()
+            self._mark_down(slot, error)
+            return
+        except BaseException:
+            await client.close()  # cancelled while connecting
+            raise
+        slot.client = client
+        if member.failures:
+            log.info("server %s is back", member.name)
+        slot.steps = self.worker._procedure(client, AsyncWorkerJob)
+        try:
+            await self._advance(slot, None)
+        except _BROKEN as error:
+            await self._down(slot, error)
+
+    async def _wait(self, waiting: list[_AsyncSlot]) -> None:
+        """Wait on every server of ``waiting`` at once; take the first job that comes."""
+        self.won = []
+        await self.race([_waiter(self._wait_on, slot) for slot in waiting])
+        won, self.won = self.won, []
+        for slot, _ in won[1:]:
+            await self._cut(slot)  # a job that came meanwhile: back to ready at once
+        if won:
+            slot, events = won[0]
+            try:
+                await self._advance(slot, events)
+            except _BROKEN as error:
+                await self._down(slot, error)
+                return
+            if slot.pending is not None and not self._stopping():
+                await self._turn(slot, self.sweep)  # its settle, with the next reserve there
+
+    async def _wait_on(self, slot: _AsyncSlot) -> bool:
+        assert slot.pending is not None
+        commands = slot.pending.commands
+        commands[-1] = self.wait
+        try:
+            events = await slot.client._execute_many(commands)
+        except _BROKEN as error:
+            await self._down(slot, error)
+            return False
+        except BaseException:
+            await self._cut(slot)  # cut off: no job stays reserved for a wait that is gone
+            raise
+        slot.job = None
+        self.servers._ok(slot.member)
+        if not isinstance(events[-1], e.Reserved):
+            return False  # (the procedure is still at its reserve: nothing to tell it)
+        self.won.append((slot, events))
+        return True
+
+    async def _turn(self, slot: _AsyncSlot, reserve: c.ReserveWithTimeout) -> bool:
+        """As the blocking driver's ``_turn``: the jobs ``slot``'s server has, for up to a
+        second, each settle sent with the next reserve. Returns whether a job was handled."""
+        started = time.monotonic()
+        handled = False
+        while slot.pending is not None:
+            commands = slot.pending.commands
+            enough = handled and (self._stopping() or time.monotonic() - started >= _WAIT)
+            if enough:
+                if len(commands) == 1:
+                    return handled
+                commands.pop()  # settle alone: reserve nothing more this turn
+            else:
+                commands[-1] = reserve
+            try:
+                events = await slot.client._execute_many(commands)
+            except _BROKEN as error:
+                await self._down(slot, error)
+                return handled
+            slot.job = None
+            self.servers._ok(slot.member)
+            if enough:
+                events.append(e.TimedOut())
+            took = isinstance(events[-1], e.Reserved)
+            try:
+                await self._advance(slot, events)
+            except _BROKEN as error:
+                await self._down(slot, error)
+                return handled or took
+            if not took or enough:
+                return handled or took
+            handled = True
+            reserve = self.sweep
+        return handled
+
+    async def _flush(self, slot: _AsyncSlot) -> None:
+        assert slot.pending is not None
+        commands = slot.pending.commands
+        commands.pop()
+        try:
+            events = await slot.client._execute_many(commands) if commands else []
+            slot.job = None
+            events.append(e.TimedOut())
+            await self._advance(slot, events)
+        except _BROKEN as error:
+            await self._down(slot, error)
+
+    async def _advance(self, slot: _AsyncSlot, result: Any) -> None:
+        """Resume the procedure with ``result`` and run its steps up to its next reserve
+        (``slot.pending``), or to its end."""
+        assert slot.steps is not None
+        while True:
+            try:
+                step = slot.steps.send(result)
+            except StopIteration:
+                slot.pending = None
+                slot.steps = None
+                return
+            if isinstance(step, Execute):
+                if isinstance(step.commands[-1], c.ReserveWithTimeout):
+                    slot.pending = step
+                    return
+                result = await slot.client._execute_many(step.commands)
+            elif isinstance(step, Handle):
+                assert isinstance(step.job, AsyncWorkerJob)
+                slot.job = step.job
+                result = await self.run_handler(step)
+            else:
+                result = await self.worker._call_hook(step)
+
+    async def _cut(self, slot: _AsyncSlot) -> None:
+        """Close ``slot``'s connection (no checkpoint: it runs in cancelled tasks too) and
+        forget its procedure; the server is connected again by the next round."""
+        slot.pending = None
+        slot.job = None
+        if slot.steps is not None:
+            slot.steps.close()
+            slot.steps = None
+        if slot.client is not None:
+            client, slot.client = slot.client, None
+            await client.close()
+
+    async def _down(self, slot: _AsyncSlot, error: BaseException) -> None:
+        """``slot``'s server failed: count its unsettled job as lost, drop its connection
+        and skip it for its backoff."""
+        job = slot.job
+        if job is not None and not job._settled:
+            log.warning(
+                "job %s/%d lost: its server failed before the job was settled (%s: %s)",
+                slot.member.name,
+                job.id,
+                type(error).__name__,
+                error,
+            )
+            self.worker.lost += 1
+            self.worker.processed -= 1
+        await self._cut(slot)
+        self._mark_down(slot, error)
+
+    def _mark_down(self, slot: _AsyncSlot, error: BaseException) -> None:
+        member = slot.member
+        self.servers._mark_down(member, error)
+        log.warning(
+            "server %s down (%s); trying again in %.3g s",
+            member.name,
+            member.reason,
+            max(0.0, member.retry_at - time.monotonic()),
+        )
+
+
+def _waiter(
+    wait_on: Callable[[_AsyncSlot], Awaitable[bool]], slot: _AsyncSlot
+) -> Callable[[], Awaitable[bool]]:
+    return lambda: wait_on(slot)
+
+
+async def _race_asyncio(calls: list[Callable[[], Awaitable[bool]]]) -> None:
+    import asyncio
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def run(call: Callable[[], Awaitable[bool]]) -> None:
+        if await call():
+            current = asyncio.current_task()
+            for task in tasks:
+                if task is not current:
+                    task.cancel()
+
+    tasks.extend(asyncio.ensure_future(run(call)) for call in calls)
+    try:
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        raise
+    for outcome in outcomes:
+        if isinstance(outcome, Exception):
+            raise outcome
+
+
+async def _race_trio(calls: list[Callable[[], Awaitable[bool]]]) -> None:
+    import trio
+
+    async with trio.open_nursery() as nursery:
+
+        async def run(call: Callable[[], Awaitable[bool]]) -> None:
+            if await call():
+                nursery.cancel_scope.cancel()
+
+        for call in calls:
+            nursery.start_soon(run, call)
