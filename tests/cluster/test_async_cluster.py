@@ -310,3 +310,18 @@ def test_arguments_are_checked(kit: Kit) -> None:
         kit.cluster([("127.0.0.1", 1)], parse_yaml=False)
     cluster = kit.cluster(["/run/beanstalkd.sock", ("::1", 11300)])
     assert cluster.servers == ["/run/beanstalkd.sock", "[::1]:11300"]
+
+
+def test_put_into_a_tube_in_one_call(kit: Kit, three: list[Server]) -> None:
+    async def main() -> None:
+        async with kit.cluster([s.address for s in three], **OPTIONS) as cluster:
+            refs = [await cluster.put(f"mail {n}", tube="mail") for n in range(6)]
+            await cluster.put_many(["x", "y"], tube="bulk")
+            assert (await cluster.stats_tube("mail")).total["current-jobs-ready"] == 6
+            assert (await cluster.stats_tube("bulk")).total["current-jobs-ready"] == 2
+            assert len({ref.server for ref in refs}) == 3
+            for server in three:  # the tube named last is in use on every server
+                with jackstalk.Client(server.address) as client:
+                    assert client.stats_tube("bulk")["current-using"] == 1
+
+    kit.run(main)

@@ -222,3 +222,23 @@ def test_arguments_are_checked() -> None:
         jackstalk.Cluster([("127.0.0.1", 1)], parse_yaml=False)
     cluster = jackstalk.Cluster(["/run/beanstalkd.sock", ("::1", 11300)])
     assert cluster.servers == ["/run/beanstalkd.sock", "[::1]:11300"]
+
+
+def test_put_into_a_tube_in_one_call(three: list[Server]) -> None:
+    with jackstalk.Cluster([s.address for s in three], **OPTIONS) as cluster:
+        refs = [cluster.put(f"mail {n}", tube="mail") for n in range(6)]
+        batch = cluster.put_many(["x", "y"], tube="bulk")
+        stats = cluster.stats_tube("mail")
+        assert stats.total["current-jobs-ready"] == 6
+        assert cluster.stats_tube("bulk").total["current-jobs-ready"] == 2
+        assert len({ref.server for ref in refs}) == 3  # still spread
+        for server in three:  # the tube named last is the one in use, on every server
+            with jackstalk.Client(server.address) as client:
+                users = client.stats_tube("bulk")["current-using"]
+                assert users == 1
+        assert {ref.server for ref in batch} <= set(cluster.servers)
+        cluster.watch("mail")
+        job = cluster.reserve(timeout=0)
+        assert job is not None
+        assert job.body.startswith("mail ")
+        job.delete()

@@ -289,10 +289,13 @@ class AsyncSpread(Spread[OneConnection]):
         ttr: int = c.DEFAULT_TTR,
         *,
         key: str | bytes | None = None,
+        tube: str | None = None,
     ) -> ClusterJobId:
         """Put a job into the used tube of one server and return where it went (see
-        :meth:`Cluster.put`). Cancelled after it was sent (a deadline), the put's outcome is
-        unknown: the server is skipped for its backoff and the cancellation goes on."""
+        :meth:`Cluster.put`, ``tube`` included). Cancelled after it was sent (a deadline),
+        the put's outcome is unknown: the server is skipped for its backoff and the
+        cancellation goes on."""
+        await self._use_for_put(tube)
         member, job_id = await self._put_somewhere(
             key, lambda client: client.put(body, priority, delay, ttr)
         )
@@ -306,9 +309,11 @@ class AsyncSpread(Spread[OneConnection]):
         ttr: int = c.DEFAULT_TTR,
         *,
         key: str | bytes | None = None,
+        tube: str | None = None,
     ) -> list[ClusterJobId]:
         """Put many jobs in one pipelined batch on one server (see :meth:`Cluster.put_many`)."""
         bodies = list(bodies)
+        await self._use_for_put(tube)
         member, job_ids = await self._put_somewhere(
             key, lambda client: client.put_many(bodies, priority, delay, ttr)
         )
@@ -334,6 +339,11 @@ class AsyncSpread(Spread[OneConnection]):
                     except _ERRORS:
                         await self._drop(member, client)
         return results
+
+    async def _use_for_put(self, tube: str | None) -> None:
+        """Make ``tube`` (a put's ``tube=``) the tube in use, when it is not already."""
+        if tube is not None and v.tube_name(tube) != self._use:
+            await self.use(tube)
 
     async def use(self, tube: str) -> str:
         """Use ``tube`` for later puts and peeks, on every server; return its name."""

@@ -559,6 +559,7 @@ class Cluster(Spread[_OneConnection]):
         ttr: int = c.DEFAULT_TTR,
         *,
         key: str | bytes | None = None,
+        tube: str | None = None,
     ) -> ClusterJobId:
         """Put a job into the used tube of one server and return where it went.
 
@@ -566,7 +567,12 @@ class Cluster(Spread[_OneConnection]):
         one key stay on one server). A server that cannot be reached is passed over; a put
         sent whose reply did not come raises (:class:`TimeoutError`,
         :class:`ConnectionClosedError`, naming the server) and is not sent again.
+        ``tube``: put into this tube, which is the cluster's tube in use afterwards. When it
+        is not the tube in use already, every live server is told first (a ``use`` round trip
+        each; a server that is down gets it when it comes back); when it is, nothing more is
+        sent, so a producer naming the same tube on every put pays nothing for it.
         """
+        self._use_for_put(tube)
         member, job_id = self._put_somewhere(
             key, lambda client: client.put(body, priority, delay, ttr)
         )
@@ -580,16 +586,24 @@ class Cluster(Spread[_OneConnection]):
         ttr: int = c.DEFAULT_TTR,
         *,
         key: str | bytes | None = None,
+        tube: str | None = None,
     ) -> list[ClusterJobId]:
         """Put many jobs in one pipelined batch on one server (the next in turn, or the
-        key's) and return where they went, in order. Fails over like :meth:`put`."""
+        key's) and return where they went, in order. Fails over like :meth:`put`; ``tube``
+        as there."""
         bodies = list(bodies)
+        self._use_for_put(tube)
         member, job_ids = self._put_somewhere(
             key, lambda client: client.put_many(bodies, priority, delay, ttr)
         )
         return [ClusterJobId(member.name, job_id) for job_id in job_ids]
 
     # ------------------------------------------------------------------ tubes
+
+    def _use_for_put(self, tube: str | None) -> None:
+        """Make ``tube`` (a put's ``tube=``) the tube in use, when it is not already."""
+        if tube is not None and v.tube_name(tube) != self._use:
+            self.use(tube)
 
     def use(self, tube: str) -> str:
         """Use ``tube`` for later puts and peeks, on every server (those down get it when
