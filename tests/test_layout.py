@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from jackstalk._api import generate
+from jackstalk._api import replies as r
+from jackstalk._api.operations import Batch, Call
+from jackstalk._protocol import commands as c
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "jackstalk"
@@ -252,3 +256,53 @@ def test_the_tests_run_on_every_python_the_package_says_it_supports() -> None:
     ]
     assert listed == pythons
     assert project["requires-python"] == f">={pythons[0]}"
+
+
+# The generator refuses operations it could not write out faithfully. (These functions are
+# read as source by the generator, never called.)
+
+
+def _op_with_args(client: Any, *bodies: bytes) -> Call[int]:
+    return c.Put(bodies[0]), r.inserted
+
+
+def _op_returning_a_command(client: Any) -> Call[int]:
+    return c.Stats()  # type: ignore[return-value]
+
+
+def _op_with_an_unnamed_conversion(client: Any) -> Call[int]:
+    return c.Stats(), lambda client, event: 0
+
+
+def _op_with_a_bad_result(client: Any) -> int:
+    return c.Stats(), r.stats  # type: ignore[return-value]
+
+
+def _op_mixing_results(client: Any, many: bool) -> Call[int] | Batch[str]:
+    if many:
+        return [c.Stats()], r.put_many_into  # type: ignore[return-value]
+    return c.Stats(), r.inserted
+
+
+@pytest.mark.parametrize(
+    ("op", "message"),
+    [
+        (_op_with_args, "only plain parameters"),
+        (_op_returning_a_command, "returns \\(command, conversion\\)"),
+        (_op_with_an_unnamed_conversion, "named as r.<name>"),
+        (_op_with_a_bad_result, "must return Call"),
+        (_op_mixing_results, "the same type"),
+    ],
+)
+def test_the_generator_refuses_what_it_cannot_write_out(op: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        generate._method(generate.KINDS[0], op)
+
+
+def test_an_import_name_with_two_meanings_is_refused() -> None:
+    from jackstalk._api import operations, replies
+
+    imports = generate._Imports()
+    imports.add("stats", operations)  # the operation of that name
+    with pytest.raises(ValueError, match="means two things"):
+        imports.add("stats", replies)  # the conversion of that name

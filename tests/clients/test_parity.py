@@ -122,3 +122,14 @@ def test_options_are_shared(make: Callable[..., Any]) -> None:
         make(parse_yaml="yes")
     with pytest.raises(TypeError):
         make(12345)
+
+
+def test_a_base_job_is_a_plain_value() -> None:
+    # BaseJob is what library code may build or compare without a client.
+    job = jackstalk.BaseJob(3, b"body")
+    assert (job.id, job.body) == (3, b"body")
+    assert repr(job) == "BaseJob(id=3, body=b'body')"
+    assert job == jackstalk.BaseJob(3, b"body")
+    assert job != jackstalk.BaseJob(3, b"other")
+    assert job != (3, b"body")  # not a job: compared as unequal, not as an error
+    assert hash(job) == hash(jackstalk.BaseJob(3, b"other"))  # by id
