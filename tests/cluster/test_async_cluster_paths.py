@@ -9,12 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import trio
+from asynckit import Kit
 from clusterkit import Server, servers
 
 import jackstalk
@@ -25,43 +25,6 @@ SLOW: dict[str, Any] = {"backoff": 60.0, "max_backoff": 60.0}
 """A failed server stays down for the whole test."""
 
 Cluster = jackstalk.AsyncCluster | jackstalk.TrioCluster
-
-
-class Kit:
-    """One event loop library: its cluster, how to run, a thread, a background task."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.cluster: type[jackstalk.AsyncCluster] | type[jackstalk.TrioCluster] = (
-            jackstalk.AsyncCluster if name == "asyncio" else jackstalk.TrioCluster
-        )
-
-    def run(self, main: Callable[[], Awaitable[None]]) -> None:
-        if self.name == "asyncio":
-            asyncio.run(main())  # type: ignore[arg-type]
-        else:
-            trio.run(main)
-
-    async def thread(self, call: Callable[[], Any]) -> Any:
-        if self.name == "asyncio":
-            return await asyncio.to_thread(call)
-        return await trio.to_thread.run_sync(call)
-
-    @asynccontextmanager
-    async def background(self, call: Callable[[], Awaitable[None]]) -> AsyncIterator[None]:
-        """Run ``call`` in a task for the block, cancelled when the block ends."""
-        if self.name == "asyncio":
-            task = asyncio.ensure_future(call())
-            try:
-                yield
-            finally:
-                task.cancel()
-                await asyncio.wait([task])
-        else:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(call)
-                yield
-                nursery.cancel_scope.cancel()
 
 
 @pytest.fixture(params=["asyncio", "trio"])
