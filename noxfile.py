@@ -71,7 +71,7 @@ def tests(session: nox.Session) -> None:
     Each session (one per Python version, run one after another) erases the coverage data,
     combines what its run and the run's subprocesses wrote, and checks it against the floor.
     """
-    session.install(".[trio]", *GROUPS["test"])
+    session.install(".[trio,web]", *GROUPS["test"])
     session.run("coverage", "erase")
     session.run("python", "-bb", "-m", "coverage", "run", "-m", "pytest", *session.posargs)
     session.run("coverage", "combine", "--quiet")
@@ -88,7 +88,7 @@ def interop(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the installed package, the tests and this file."""
-    session.install(".[trio]", *GROUPS["typecheck"])
+    session.install(".[trio,web]", *GROUPS["typecheck"])
     session.run("mypy", "--strict", "-p", "jackstalk")
     session.run("mypy", "--strict", "tests", "noxfile.py")
 

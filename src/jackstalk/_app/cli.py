@@ -878,6 +878,117 @@ def cmd_top(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------ web
+
+WEB_EXTRA = "the web console needs the web extra: pip install 'jackstalk[web]'"
+_WEB_MODULES = {"starlette", "uvicorn", "jinja2", "prometheus_client", "multipart", "anyio"}
+
+
+def _listen(text: str) -> tuple[str, int]:
+    """``--listen HOST:PORT`` (``[::1]:PORT`` for IPv6; port 0 picks a free one)."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"invalid listen address {text!r}: HOST:PORT")
+    return host, int(port)
+
+
+def _refresh(text: str) -> float:
+    """``--interval`` of the web console: seconds, at least 0.05."""
+    seconds = _interval(text)
+    if seconds < 0.05:
+        raise argparse.ArgumentTypeError(f"invalid interval {text!r}: at least 0.05 seconds")
+    return seconds
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    """Serve the web console until SIGINT or SIGTERM."""
+    host, port = args.listen
+    if not _loopback(host) and not (args.token or args.basic_auth):
+        raise CliError(
+            f"--listen {host}:{port} is not a loopback address: give --token or --basic-auth"
+            " so that the console is not open to anyone who can reach it",
+            EXIT_USAGE,
+        )
+    if args.basic_auth is not None and ":" not in args.basic_auth:
+        raise CliError("--basic-auth takes USER:PASSWORD", EXIT_USAGE)
+    if args.token == "":
+        raise CliError("--token must not be empty", EXIT_USAGE)
+    try:
+        from jackstalk._app.web import WebConfig, serve
+    except ImportError as error:
+        if (error.name or "").partition(".")[0] not in _WEB_MODULES:
+            raise
+        raise CliError(f"{WEB_EXTRA} ({error})", EXIT_USAGE) from None
+    context = tls_context(args)
+    options: dict[str, Any] = {}
+    if context is not None:
+        for address in args.addresses:
+            if isinstance(address, str):
+                raise CliError(f"TLS needs a HOST:PORT address, not {address}", EXIT_USAGE)
+        options["ssl"] = context
+    config = WebConfig(
+        addresses=args.addresses,
+        interval=args.interval,
+        timeout=args.timeout,
+        read_only=args.read_only,
+        token=args.token,
+        basic_auth=args.basic_auth,
+        client_options=options,
+    )
+    status = serve(config, host, port)
+    if status:
+        raise CliError(f"cannot listen on {host}:{port}", EXIT_CONNECT)
+    return EXIT_OK
+
+
+def _add_web(commands: Any, common: argparse.ArgumentParser) -> None:
+    summary = "a live console of the servers in the browser, with /metrics"
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "web",
+        help=summary,
+        description=summary[:1].upper() + summary[1:] + " (needs: pip install 'jackstalk[web]').",
+        parents=[common],
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(handler=_with_addresses(cmd_web, True), parser=parser)
+    parser.add_argument(
+        "--listen",
+        type=_listen,
+        default=("127.0.0.1", 8080),
+        metavar="HOST:PORT",
+        help="where the console listens (default: 127.0.0.1:8080; port 0 picks a free one);"
+        " an address that is not loopback needs --token or --basic-auth",
+    )
+    parser.add_argument(
+        "--interval",
+        type=_refresh,
+        default=1.0,
+        help="seconds between refreshes of the live data (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--read-only", action="store_true", help="show no actions, and refuse every POST"
+    )
+    parser.add_argument(
+        "--token", default=None, help="require this token (Bearer header, or ?token= once)"
+    )
+    parser.add_argument(
+        "--basic-auth", default=None, metavar="USER:PASSWORD", help="require basic auth"
+    )
+
+
 # ------------------------------------------------------------------------------ wiring
 
 
@@ -1009,6 +1120,7 @@ def add_commands(commands: Any) -> None:
         help="seconds between refreshes (default: %(default)s)",
     )
     top.add_argument("--iterations", type=int, default=None, help=argparse.SUPPRESS)
+    _add_web(commands, common)
 
 
 def run(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
