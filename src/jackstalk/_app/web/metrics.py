@@ -9,7 +9,7 @@ counters end in ``_total``, as the format wants.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -26,7 +26,7 @@ __all__ = [
     "registry_for",
 ]
 
-SERVER_COUNTERS = (
+SERVER_COUNTERS: Sequence[str] = (
     "cmd-put",
     "cmd-peek",
     "cmd-peek-ready",
@@ -55,7 +55,7 @@ SERVER_COUNTERS = (
 )
 """Server counters (``beanstalkd_cmd_put_total{server}`` ...)."""
 
-SERVER_GAUGES = (
+SERVER_GAUGES: Sequence[str] = (
     "current-jobs-urgent",
     "current-jobs-ready",
     "current-jobs-reserved",
@@ -71,10 +71,10 @@ SERVER_GAUGES = (
 )
 """Server gauges (``beanstalkd_current_jobs_ready{server}`` ...)."""
 
-TUBE_COUNTERS = ("total-jobs", "cmd-delete", "cmd-pause-tube")
+TUBE_COUNTERS: Sequence[str] = ("total-jobs", "cmd-delete", "cmd-pause-tube")
 """Tube counters (``beanstalkd_tube_total_jobs_total{server,tube}`` ...)."""
 
-TUBE_GAUGES = (
+TUBE_GAUGES: Sequence[str] = (
     "current-jobs-urgent",
     "current-jobs-ready",
     "current-jobs-reserved",
@@ -119,7 +119,9 @@ class SnapshotCollector(Collector):
         )
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
 
-        def family(prefix: str, field: str, counter: bool, labels: list[str]) -> Metric:
+        def family(
+            prefix: str, field: str, counter: bool, labels: list[str]
+        ) -> CounterMetricFamily | GaugeMetricFamily:
             name = _name(prefix, field)
             found = families.get(name)
             if found is None:

@@ -126,8 +126,8 @@ class Snapshot:
                     row[key] = (
                         max(row[key], value) if key == "pause-time-left" else row[key] + value
                     )
-                for rate, value in server.tube_rates.get(tube, {}).items():
-                    row[f"rate-{rate}"] = row.get(f"rate-{rate}", 0.0) + value
+                for rate, per_second in server.tube_rates.get(tube, {}).items():
+                    row[f"rate-{rate}"] = row.get(f"rate-{rate}", 0.0) + per_second
         for row in tubes.values():
             row.setdefault("rate-puts", 0.0)
             row.setdefault("rate-deletes", 0.0)
