@@ -136,10 +136,11 @@ def bench(session: nox.Session) -> None:
     Installs the competitors at the versions the published figures were measured with, runs
     tests/bench/bench_clients.py (by default 9 repetitions of 3,000 operations per
     measurement, 6,000 per batch put; posargs are passed through, e.g. `-- --repeat 15`) and
-    regenerates docs/performance.md (`-- --no-docs` leaves it alone).
+    regenerates docs/performance.md (`-- --no-docs` leaves it alone); then times the web
+    console's refresh of 1,000 tubes (tests/bench/web_bench.py).
     """
     session.install(
-        ".[trio]",
+        ".[trio,web]",  # web: the console's refresh cost (tests/bench/web_bench.py)
         "greenstalk==2.1.1",
         "pystalk==0.9.1",
         "aiostalk==1.3.1",
@@ -154,3 +155,5 @@ def bench(session: nox.Session) -> None:
         *session.posargs,
         env={"JACKSTALK_BENCH_COMMAND": " ".join(command)},
     )
+    # The web console's refresh of 1,000 tubes (docs/web.md quotes it); fails over 100 ms.
+    session.run("python", "tests/bench/web_bench.py")

@@ -153,3 +153,24 @@ def test_long_bodies_are_cut() -> None:
     assert binary.kind == "hex"
     assert binary.cut
     assert len(binary.text.splitlines()) == 256
+
+
+def test_the_refresh_benchmark_runs(tmp_path: Any) -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "web_bench.py"
+    out = tmp_path / "web.json"
+    done = subprocess.run(
+        [sys.executable, str(script), "--tubes", "30", "--repeat", "2", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "web console refresh, 30 tubes" in done.stdout, done.stderr
+    result = json.loads(out.read_text(encoding="utf-8"))
+    assert result["tubes"] == 30
+    assert result["median_ms"] > 0
