@@ -168,26 +168,28 @@ class _CommandLock(CommandLock):
 class _Waiter(Waiter):
     """A task's wait for a wake-up, on a future made only when it must wait."""
 
-    __slots__ = ("_future", "_woken")
+    __slots__ = ("_future", "_loop", "_woken")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
         self._future: asyncio.Future[None] | None = None
         self._woken = False
 
     def wake(self) -> None:
-        self._woken = True
         future = self._future
-        if future is not None and not future.done():
-            future.set_result(None)
+        if future is None:
+            self._woken = True
+        else:
+            self._future = None
+            if not future.done():  # (a cancelled wait's future is done)
+                future.set_result(None)
 
-    async def wait(self) -> None:
-        if not self._woken:
-            self._future = future = asyncio.get_running_loop().create_future()
-            try:
-                await future
-            finally:
-                self._future = None
-        self._woken = False
+    def wait(self) -> asyncio.Future[None] | None:
+        if self._woken:
+            self._woken = False
+            return None
+        self._future = future = self._loop.create_future()
+        return future
 
 
 class AsyncClient(AsyncTransport):
@@ -268,7 +270,7 @@ class AsyncClient(AsyncTransport):
         return _CommandLock()
 
     def _make_waiter(self) -> _Waiter:
-        return _Waiter()
+        return _Waiter(asyncio.get_running_loop())
 
     async def _pass(self) -> None:
         await asyncio.sleep(0)

@@ -60,22 +60,24 @@ class _Waiter(Waiter):
         self._woken = False
 
     def wake(self) -> None:
-        self._woken = True
         task = self._task
-        if task is not None:
+        if task is None:
+            self._woken = True
+        else:
             self._task = None
             trio.lowlevel.reschedule(task)
 
-    async def wait(self) -> None:
-        if not self._woken:
-            self._task = trio.lowlevel.current_task()
+    def wait(self) -> Awaitable[None] | None:
+        if self._woken:
+            self._woken = False
+            return None
+        self._task = trio.lowlevel.current_task()
+        # (returned to be awaited by the caller at once: no coroutine frame of our own)
+        return trio.lowlevel.wait_task_rescheduled(self._abort)  # noqa: ASYNC105
 
-            def abort(_: object) -> trio.lowlevel.Abort:
-                self._task = None
-                return trio.lowlevel.Abort.SUCCEEDED
-
-            await trio.lowlevel.wait_task_rescheduled(abort)
-        self._woken = False
+    def _abort(self, _: object) -> trio.lowlevel.Abort:
+        self._task = None
+        return trio.lowlevel.Abort.SUCCEEDED
 
 
 class TrioClient(AsyncTransport):

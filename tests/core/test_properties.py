@@ -20,10 +20,10 @@ from helpers import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jackstalk._protocol.commands import Command, Put, Quit
+from jackstalk._protocol.commands import Command, Delete, Put, Quit, Use
 from jackstalk._protocol.connection import Connection, ConnectionState
 from jackstalk._protocol.errors import ConnectionClosedError, ProtocolError
-from jackstalk._protocol.events import NEED_DATA, Closed, Event
+from jackstalk._protocol.events import NEED_DATA, Closed, Deleted, Event, Inserted, Using
 from jackstalk._protocol.server_connection import Rejected, ServerConnection
 
 # When a property fails, Hypothesis imports libcst to write its failure patch, and libcst warns
@@ -293,3 +293,130 @@ def test_the_fast_lane_takes_every_well_formed_single_reply_it_can(
         general.send(command)
         general.receive_data(event.encode())
         assert (answered if answered is not None else general.next_event()) == event
+
+
+def _read_all(conn: Connection, pieces: list[bytes], batched: bool) -> list[object]:
+    """Everything ``conn`` reads from ``pieces`` (then the end of the stream): its events in
+    order, ``NEED_DATA`` marks where it waited for more, and the error that ended it."""
+    seen: list[object] = []
+    try:
+        for piece in [*pieces, b""]:
+            conn.receive_data(piece)
+            while True:
+                if batched:
+                    items: list[object] = list(conn.next_events())
+                else:
+                    item = conn.next_event()
+                    items = [] if item is NEED_DATA else [item]
+                if not items:
+                    seen.append(NEED_DATA)
+                    break
+                seen += items
+                if isinstance(items[-1], Closed):
+                    return seen
+    except (ProtocolError, ConnectionClosedError) as error:
+        seen.append(("error", type(error), str(error)))
+    return seen
+
+
+@SETTINGS
+@given(
+    pairs=exchanges(),
+    tail=st.one_of(st.just(b""), _GARBAGE),
+    extra=st.lists(commands(), max_size=3),
+    data=st.data(),
+)
+def test_batched_replies_read_as_one_at_a_time(
+    pairs: list[tuple[Command, Event]], tail: bytes, extra: list[Command], data: st.DataObject
+) -> None:
+    # Well-formed replies, then garbage (for the commands in `extra`), in any chunking:
+    # next_events gives the same events, errors and state as next_event called repeatedly.
+    wire = b"".join(event.encode() for _, event in pairs) + tail
+    pieces = data.draw(chunkings(wire), label="pieces")
+    one, batch = Connection(max_body=1000), Connection(max_body=1000)
+    for command in [*(command for command, _ in pairs), *extra]:
+        one.send(command)
+        batch.send(command)
+    assert _read_all(batch, pieces, batched=True) == _read_all(one, pieces, batched=False)
+    assert state(batch) is state(one)
+    assert pending(batch) == pending(one)
+    assert (batch.used, batch.watching) == (one.used, one.watching)
+
+
+def test_batched_replies_take_a_run_of_line_replies_in_one_call() -> None:
+    conn = Connection()
+    for command in [Put(b"a"), Put(b"b"), Delete(7), Put(b"c"), Use("x")]:
+        conn.send(command)
+    conn.receive_data(b"INSERTED 1\r\nINSERTED 2\r\nDELETED\r\nINSERTED 3\r\nUSING x\r\n")
+    assert conn.next_events() == [Inserted(1), Inserted(2), Deleted(), Inserted(3)]
+    assert conn.next_events() == [Using("x")]  # any other reply: one per call
+    assert conn.used == "x"
+    assert conn.next_events() == []
+    assert conn.idle
+
+
+_LINES = [
+    b"INSERTED 1",
+    b"INSERTED 42",
+    b"INSERTED 0",
+    b"INSERTED 007",
+    b"INSERTED 18446744073709551615",
+    b"INSERTED 18446744073709551616",
+    b"INSERTED 123456789012345678901",
+    b"INSERTED 0000000000000000000001",
+    b"INSERTED ",
+    b"INSERTED",
+    b"INSERTED  1",
+    b"INSERTED 1 2",
+    b"INSERTED -1",
+    b"INSERTEDX 1",
+    b"INSERTED\x001",
+    b"BURIED 3",
+    b"BURIED",
+    b"DELETED",
+    b"NOT_FOUND",
+    b"JOB_TOO_BIG",
+    b"DRAINING",
+    b"TOUCHED",
+    b"KICKED",
+    b"KICKED 2",
+    b"USING default",
+    b"I" * 300,
+]
+_LINE_REPLIES = st.sampled_from(_LINES)
+
+
+@SETTINGS
+@given(
+    exchange=st.lists(
+        st.tuples(st.one_of(st.just(Put(b"x")), st.just(Put(b"x")), commands()), _LINE_REPLIES),
+        max_size=12,
+    ),
+    data=st.data(),
+)
+def test_batched_line_replies_check_what_the_general_parser_checks(
+    exchange: list[tuple[Command, bytes]], data: st.DataObject
+) -> None:
+    # Line replies that the batch pass takes or must leave to the general parser (wrong
+    # command, bad number, extra fields), in any chunking.
+    wire = b"".join(line + b"\r\n" for _, line in exchange)
+    pieces = data.draw(chunkings(wire), label="pieces")
+    one, batch = Connection(), Connection()
+    for command, _ in exchange:
+        one.send(command)
+        batch.send(command)
+    assert _read_all(batch, pieces, batched=True) == _read_all(one, pieces, batched=False)
+    assert state(batch) is state(one)
+    assert pending(batch) == pending(one)
+
+
+@pytest.mark.parametrize("line", _LINES)
+@pytest.mark.parametrize("command", [Put(b"x"), Delete(1)], ids=["put", "delete"])
+def test_each_line_reply_after_a_run_reads_as_one_at_a_time(command: Command, line: bytes) -> None:
+    wire = b"INSERTED 7\r\nINSERTED 8\r\n" + line + b"\r\nINSERTED 9\r\n"
+    one, batch = Connection(), Connection()
+    for conn in (one, batch):
+        for sent in [Put(b"a"), Put(b"b"), command, Put(b"c")]:
+            conn.send(sent)
+    assert _read_all(batch, [wire], batched=True) == _read_all(one, [wire], batched=False)
+    assert state(batch) is state(one)

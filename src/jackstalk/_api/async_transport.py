@@ -96,7 +96,9 @@ class Waiter:
     def wake(self) -> None:
         raise NotImplementedError
 
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[None] | None:
+        """None if a wake came since the last wait (it is used up); else an awaitable
+        that returns at the next wake. Not a coroutine itself: most waits need no frame."""
         raise NotImplementedError
 
 
@@ -142,6 +144,7 @@ class AsyncTransport(AsyncCommands):
     _reading = False  # a task reads replies
     _flushing = False  # a task is about to write the queue, or writing it
     _exclusive = False  # a fast-lane command is in flight: the core has not recorded it
+    _burst = False  # replies just went to several waiters: their next commands go out together
     _count = 0  # commands queued and in flight
     _bytes = 0  # their job-body bytes
     _inflight: deque[_Slot]
@@ -345,7 +348,9 @@ class AsyncTransport(AsyncCommands):
         room.append(waiter)
         try:
             while not (room[0] is waiter and self._fits(count, size)):
-                await waiter.wait()
+                wait = waiter.wait()
+                if wait is not None:
+                    await wait
         finally:
             room.remove(waiter)
             if room:
@@ -382,7 +387,13 @@ class AsyncTransport(AsyncCommands):
             else:
                 self._count += 1
                 self._bytes += size
-            if not inflight and not outbox and self._connected and not self._opening:
+            if (
+                not inflight
+                and not outbox
+                and not self._burst
+                and self._connected
+                and not self._opening
+            ):
                 if self._check_idle():
                     self._drop()  # closed by the server while unused: open another
                 elif self._conn.idle:
@@ -437,6 +448,16 @@ class AsyncTransport(AsyncCommands):
                                 self._kick()
             if slot.state is _QUEUED:
                 outbox.append(slot)
+                if self._flushing:
+                    # Another task writes the queue soon: wait for the reply (the loop
+                    # of _reply, its commonest first step written out)
+                    waiter = slot.waiter = self._make_waiter()
+                    wait = waiter.wait()
+                    if wait is not None:
+                        await wait
+                    if slot.state is _DONE and slot.error is None:
+                        return slot.event  # type: ignore[return-value]
+                    return await self._reply(slot, waiter)
             return await self._reply(slot, None)
         except BaseException as error:
             self._give_up(slot, error)
@@ -555,7 +576,9 @@ class AsyncTransport(AsyncCommands):
                 # command whose caller left, until that one's has, so the queue may go.
                 await self._read_until(slot)
             else:
-                await waiter.wait()
+                wait = waiter.wait()
+                if wait is not None:
+                    await wait
 
     async def _flush(self) -> None:
         """Write every queued command in one write, opening the connection first if there
@@ -573,6 +596,7 @@ class AsyncTransport(AsyncCommands):
             conn = self._conn
             batch = list(outbox)
             outbox.clear()
+            self._burst = False
             try:
                 data = b"".join([conn.send(slot.command) for slot in batch])
             except BaseException as error:
@@ -651,12 +675,26 @@ class AsyncTransport(AsyncCommands):
         conn = self._conn
         inflight = self._inflight
         while inflight:
-            event = conn.next_event()
-            if event is NEED_DATA:
+            events = conn.next_events()
+            if not events:
                 return
-            if type(event) is Closed:
-                raise ConnectionClosedError("server closed the connection")
-            self._deliver(event)  # type: ignore[arg-type]
+            if len(events) > 1:
+                self._burst = True
+            for event in events:
+                if type(event) is Closed:
+                    raise ConnectionClosedError("server closed the connection")
+                # (_deliver and _free written out: this runs for every pipelined reply)
+                slot = inflight.popleft()
+                if slot.state is _WRITTEN:
+                    slot.state = _DONE
+                    slot.event = event  # type: ignore[assignment]
+                    waiter = slot.waiter
+                    if waiter is not None:
+                        waiter.wake()
+                self._count -= 1
+                self._bytes -= slot.size
+            if self._room:
+                self._room[0].wake()
 
     def _deliver(self, event: Event) -> None:
         """Hand the oldest in-flight command its reply (dropped if its caller left)."""

@@ -465,6 +465,57 @@ class Connection:
             self._track(command, event)  # type: ignore[arg-type]
         return event
 
+    def next_events(self) -> list[e.Event | e.Closed]:
+        """The replies the buffer holds whole, oldest first; an empty list for
+        :data:`NEED_DATA`.
+
+        Calling it until it returns an empty list gives exactly what calling
+        :meth:`next_event` until :data:`NEED_DATA` gives, with the same checks and errors:
+        a run of the commonest line replies (INSERTED to a put, the one-word replies) is
+        parsed in one pass over the buffer, anything else one reply per call. A reply that
+        raises is never preceded by others in the same call, so none is lost.
+        """
+        buf = self._buf
+        pending = self._pending
+        if not (
+            buf and pending and self._body_len < 0 and not self._scan and self._state is not _ERROR
+        ):
+            event = self.next_event()
+            return [] if event is _NEED_DATA else [event]  # type: ignore[list-item]
+        events: list[e.Event | e.Closed] = []
+        start = 0
+        while pending:
+            end = buf.find(b"\r\n", start, start + MAX_LINE)
+            if end < 0:
+                break
+            command = pending[0]
+            if buf[start] == 73 and type(command) is _Put:  # I: INSERTED <id>
+                field = buf[start + 9 : end]
+                if buf[start : start + 9] != b"INSERTED " or not field.isdigit() or len(field) > 20:
+                    break
+                job_id = int(field)
+                if not 0 < job_id <= _U64_MAX:
+                    break
+                inserted: e.Inserted = _new(_Inserted)
+                inserted._id = job_id
+                events.append(inserted)
+            else:
+                line = bytes(buf[start:end])
+                if command.replies.get(line) != 0:
+                    break  # not a one-word reply of this command's
+                events.append(_ZERO_FIELD[line])
+            pending.popleft()
+            start = end + 2
+        if not start:
+            # The first reply is not of the fast kinds, or not whole: the general parser.
+            event = self.next_event()
+            return [] if event is _NEED_DATA else [event]  # type: ignore[list-item]
+        if start == len(buf):
+            self._buf = b""
+        else:
+            self._consume(start)
+        return events
+
     def _not_a_line(self) -> e.Event | e.Closed | e.NeedDataType:
         """:meth:`next_event` when no reply line can be parsed now: nothing buffered, the
         end of the stream, bytes nobody asked for, or the rest of a reply body."""
