@@ -6,7 +6,7 @@ import json
 from contextlib import ExitStack
 
 import pytest
-from webkit import console, hostile, name_of, parse, snapshot_after
+from webkit import console, csrf_of, hostile, name_of, parse, snapshot_after
 
 import jackstalk
 from jackstalk.testing import BeanstalkdServer, run_beanstalkd
@@ -141,6 +141,17 @@ def test_a_hostile_server_is_an_error_row(beanstalkd: BeanstalkdServer, mode: st
         assert any(e.attrs.get("data-server") == name_of(bad.address) for e in errors)
         metrics = web.get("/metrics")
         assert metrics.status_code == 200
+        asked = web.get("/tubes/default", params={"id": "1", "server": name_of(bad.address)})
+        assert asked.status_code == 200
+        assert name_of(bad.address) in parse(asked.text).find("p", "error").text
+        page = web.get("/tubes/default")
+        acted = web.post(
+            "/tubes/default/delete",
+            data={"csrf": csrf_of(page.text), "id": "1", "server": name_of(bad.address)},
+        )
+        assert acted.status_code == 303
+        shown = parse(web.get(acted.headers["location"]).text).find("p", "error").text
+        assert shown.startswith(name_of(bad.address))
 
 
 def test_a_server_that_refuses_connections(beanstalkd: BeanstalkdServer) -> None:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import jinja2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -124,6 +124,8 @@ def create_app(config: WebConfig) -> Starlette:
         client_options=config.client_options,
     )
     calls = ServerCalls(servers, timeout=config.timeout, client_options=config.client_options)
+    # A page's reads wait no longer than a refresh does: a frozen server slows no page.
+    reads = ServerCalls(servers, timeout=poll_timeout, client_options=config.client_options)
     templates = _templates()
     registry = registry_for(lambda: poller.latest)
     state: dict[str, Any] = {}
@@ -164,7 +166,7 @@ def create_app(config: WebConfig) -> Starlette:
             tube_name(name)
         except ValueError as error:
             return page(request, "error.html", message=str(error), status=404)
-        peeks, peek_errors = await calls.peeks(name)
+        peeks, peek_errors = await reads.peeks(name)
         rows = []
         for server in poller.latest.servers:
             stats = server.tubes.get(name)
@@ -208,7 +210,7 @@ def create_app(config: WebConfig) -> Starlette:
         job = _job_id(text)
         where = one_server(server)
         try:
-            stats: Mapping[str, Any] = await calls.on(where, lambda c: c.stats_job(job))
+            stats: Mapping[str, Any] = await reads.on(where, lambda c: c.stats_job(job))
         except NotFoundError:
             raise _ActionError(f"job {job} not found on {where}") from None
         except Exception as error:
@@ -333,7 +335,7 @@ def create_app(config: WebConfig) -> Starlette:
     async def events(request: Request) -> Response:
         async def stream() -> AsyncIterator[str]:
             seq = poller.latest.seq
-            yield f"retry: 2000\ndata: {json.dumps(poller.latest.json())}\n\n"
+            yield f"retry: 2000\ndata: {poller.latest.text()}\n\n"
             while not poller.closed:
                 try:
                     async with asyncio.timeout(15.0):
@@ -344,7 +346,7 @@ def create_app(config: WebConfig) -> Starlette:
                 if snapshot.seq == seq:
                     break
                 seq = snapshot.seq
-                yield f"data: {json.dumps(snapshot.json())}\n\n"
+                yield f"data: {snapshot.text()}\n\n"
 
         return StreamingResponse(
             stream(),
@@ -393,8 +395,6 @@ def _read_flash(request: Request) -> dict[str, str] | None:
     raw = request.cookies.get(FLASH_COOKIE)
     if not raw:
         return None
-    from urllib.parse import unquote
-
     try:
         value = json.loads(unquote(raw))
         return {"kind": str(value["kind"]), "text": str(value["text"])}

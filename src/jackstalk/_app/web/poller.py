@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from collections import deque
@@ -62,7 +63,9 @@ longest)."""
 RATES = ("puts", "reserves", "deletes")
 
 HISTORY_SECONDS = 300.0
-"""How far back each tube's rate history (its chart) goes."""
+"""How far back each tube's rate history (its chart) goes..."""
+HISTORY_POINTS = 300
+"""...in at most this many refreshes (a short ``interval`` shortens the span instead)."""
 
 
 def server_name(address: Address) -> str:
@@ -102,9 +105,23 @@ class Snapshot:
     seq: int
     taken: float
     servers: list[ServerSnapshot]
+    _json: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _text: str | None = field(default=None, repr=False, compare=False)
 
     def json(self) -> dict[str, Any]:
-        """The snapshot as the pages' live updates and ``/api/snapshot`` carry it."""
+        """The snapshot as the pages' live updates and ``/api/snapshot`` carry it (built
+        once: every open page gets the same)."""
+        if self._json is None:
+            self._json = self._build()
+        return self._json
+
+    def text(self) -> str:
+        """:meth:`json` as JSON text (encoded once)."""
+        if self._text is None:
+            self._text = json.dumps(self.json())
+        return self._text
+
+    def _build(self) -> dict[str, Any]:
         up = [server for server in self.servers if server.up]
         total: dict[str, Any] = {
             key: sum(int(server.stats.get(key, 0)) for server in up) for key in SERVER_FIELDS
@@ -215,7 +232,7 @@ class Poller:
     @property
     def history_points(self) -> int:
         """How many refreshes the rate history keeps."""
-        return max(2, int(HISTORY_SECONDS / self.interval))
+        return max(2, min(HISTORY_POINTS, int(HISTORY_SECONDS / self.interval)))
 
     def _client(self, name: str, address: Address) -> AsyncClient:
         client = self._clients.get(name)
@@ -285,7 +302,7 @@ class Poller:
             points = self.history.get(tube)
             if points is None:
                 points = self.history[tube] = deque(maxlen=keep)
-            points.append((row["rate-puts"], row["rate-deletes"]))
+            points.append((round(row["rate-puts"], 2), round(row["rate-deletes"], 2)))
 
     async def wait_after(self, seq: int) -> Snapshot:
         """The first snapshot numbered above ``seq`` (or the latest once the console
