@@ -306,3 +306,28 @@ def test_bad_tube_name_is_a_404_page(beanstalkd: BeanstalkdServer) -> None:
         page = web.get("/tubes/-bad")
         assert page.status_code == 404
         parse(page.text).find("p", "error")  # (find fails when it is missing)
+
+
+def test_a_spread_put_with_every_server_down_says_so() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        gone = probe.getsockname()[:2]
+    with console([gone]) as web:
+        answer = post(
+            web, "/tubes/work/put", body="x", priority="1", delay="0", ttr="60", server=""
+        )
+        kind, text = flash_of(web, answer)
+        assert kind == "error"
+        assert text.startswith("put failed: ")
+
+
+def test_a_broken_flash_cookie_is_ignored(beanstalkd: BeanstalkdServer) -> None:
+    with console([beanstalkd.address]) as web:
+        web.cookies.set("jackstalk_flash", "%7Bnot-json")
+        page = web.get("/tubes/work")
+        assert page.status_code == 200
+        document = parse(page.text)
+        assert not document.find_all("p", "flash")
+        assert not document.find_all("p", "error")

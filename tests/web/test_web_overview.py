@@ -165,3 +165,22 @@ def test_a_server_that_refuses_connections(beanstalkd: BeanstalkdServer) -> None
         assert data["servers"][0]["state"] == "down"
         assert data["servers"][0]["uptime"] == ""
         assert data["servers"][1]["state"] == "up"
+
+
+def test_quiet_streams_keep_alive_and_long_polls_end(
+    beanstalkd: BeanstalkdServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jackstalk._app.web import app as web_app
+
+    monkeypatch.setattr(web_app, "KEEP_ALIVE", 0.01)
+    monkeypatch.setattr(web_app, "LONG_POLL", 0.01)
+    # A refresh an hour away: nothing new arrives while the test reads.
+    with console([beanstalkd.address], interval=3600.0) as web:
+        seq = web.get("/api/snapshot").json()["seq"]
+        assert web.get(f"/api/snapshot?after={seq}").json()["seq"] == seq
+        with web.stream("GET", "/events") as response:
+            lines = response.iter_lines()
+            assert next(lines).startswith("retry:")
+            assert next(lines).startswith("data: ")
+            assert next(lines) == ""
+            assert next(lines) == ": keep-alive"

@@ -61,7 +61,7 @@ def test_a_refresh_of_1000_tubes_is_two_writes(beanstalkd: BeanstalkdServer) -> 
 
 
 def test_rates_are_counter_differences(beanstalkd: BeanstalkdServer) -> None:
-    ticks = iter([10.0, 12.0, 14.0, 16.0])
+    ticks = iter([10.0, 12.0, 14.0, 16.0, 18.0, 20.0])
 
     async def main() -> list[Snapshot]:
         poller = Poller([beanstalkd.address], clock=lambda: next(ticks), interval=5.0)
@@ -75,9 +75,17 @@ def test_rates_are_counter_differences(beanstalkd: BeanstalkdServer) -> None:
                 c.delete(c.put(b"y", tube="rated"))
                 c.delete(c.put(b"z", tube="rated"))
                 taken.append(await poller.refresh())
+                assert list(poller.history["rated"]) == [(2.0, 0.0), (1.0, 1.0)]
+                assert "gone" not in poller.history
+                c.use("gone")
+                taken_before = await poller.refresh()
+                assert "gone" in poller.history
+                c.use("default")  # the tube is dropped once nothing uses it
+                await poller.refresh()
+                assert "gone" not in poller.history
+                del taken_before
         finally:
             await poller.close()
-        assert list(poller.history["rated"]) == [(2.0, 0.0), (1.0, 1.0)]
         assert poller.history_points == 60
         return taken
 

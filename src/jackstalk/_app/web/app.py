@@ -65,6 +65,12 @@ JOB_STATS_FIELDS = (
 
 Address = tuple[str, int] | str
 
+LONG_POLL = 30.0
+"""Seconds ``/api/snapshot?after=N`` waits at most for a newer snapshot."""
+KEEP_ALIVE = 15.0
+"""Seconds without a snapshot after which ``/events`` sends a comment, so that proxies
+keep the stream open."""
+
 
 @dataclass
 class WebConfig:
@@ -324,7 +330,7 @@ def create_app(config: WebConfig) -> Starlette:
         after = request.query_params.get("after")
         if after is not None and after.isdigit():
             try:
-                async with asyncio.timeout(30.0):
+                async with asyncio.timeout(LONG_POLL):
                     snapshot = await poller.wait_after(int(after))
             except TimeoutError:
                 snapshot = poller.latest
@@ -338,7 +344,7 @@ def create_app(config: WebConfig) -> Starlette:
             yield f"retry: 2000\ndata: {poller.latest.text()}\n\n"
             while not poller.closed:
                 try:
-                    async with asyncio.timeout(15.0):
+                    async with asyncio.timeout(KEEP_ALIVE):
                         snapshot = await poller.wait_after(seq)
                 except TimeoutError:
                     yield ": keep-alive\n\n"

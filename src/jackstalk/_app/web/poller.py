@@ -312,12 +312,14 @@ class Poller:
             return self.latest
 
     async def run(self) -> None:
-        """Refresh every ``interval`` seconds until cancelled (a slow refresh is not
-        followed by a burst: the next one starts an interval after the previous began)."""
+        """Refresh every ``interval`` seconds until cancelled, the first an interval from
+        now (the caller took the first snapshot); a slow refresh is not followed by a burst:
+        the next one starts an interval after the previous began, or at once if later."""
+        started = self.clock()
         while True:
+            await asyncio.sleep(max(0.0, self.interval - (self.clock() - started)))
             started = self.clock()
             await self.refresh()
-            await asyncio.sleep(max(0.0, self.interval - (self.clock() - started)))
 
     async def stop_waiters(self) -> None:
         """Wake every waiter for good (the live streams end): the console is stopping."""
