@@ -113,6 +113,17 @@ def test_overview_lists_the_tubes(stack: Stack, browser: WebDriver) -> None:
     assert links, "the tube's name is not a link"
     assert links[0].get_attribute("href") == console.tube_page("emails")
     assert find(browser, tube_cell("emails", "chart") + " svg"), "no chart for the tube"
+    for cell in (
+        "current-jobs-reserved",
+        "current-waiting",
+        "pause-time-left",
+        "rate-puts",
+        "rate-reserves",
+        "rate-deletes",
+    ):
+        assert find(browser, tube_cell("emails", cell)), f"the tube row has no {cell} cell"
+    for cell in ("uptime", "current-connections", "current-jobs-reserved"):
+        assert text_of(browser, server_cell(server.name, cell)), f"the server's {cell} is empty"
 
 
 def test_a_put_by_another_client_shows_up_without_a_reload(
@@ -293,6 +304,11 @@ def test_bodies_json_binary_and_large(stack: Stack, browser: WebDriver) -> None:
     text = find(browser, "section#ready pre.body")[0].get_attribute("textContent") or ""
     assert "0001feff" in "".join(text.split()).lower(), f"binary is not hex: {text!r}"
 
+    job = find(browser, "section#ready div.job")[0]
+    assert job.get_attribute("data-server") == server.name
+    assert text_of(browser, "section#ready div.job .job-id") == job.get_attribute("data-id")
+    assert "4" in (text_of(browser, "section#ready div.job .job-size") or "")
+
     open_page(browser, console.tube_page("large"))
     assert "5000" in (text_of(browser, "section#ready .job-size") or "")
     text = find(browser, "section#ready pre.body")[0].get_attribute("textContent") or ""
@@ -344,9 +360,24 @@ def test_a_post_without_the_csrf_token_is_refused(stack: Stack, browser: WebDriv
     assert status == 403
     assert client.stats_tube("work")["current-jobs-buried"] == 3
 
-    # The same POST with the page's own token is done: the refusals were the token's.
-    assert fetch_post(browser, action, {**fields, "bound": "1", "server": ""}) == 200
+    # The right cookie and field, but posted from another site's page.
+    status, _ = http(
+        action,
+        data={**kick, "csrf": fields["csrf"]},
+        headers={"Cookie": cookies, "Origin": "http://attacker.example"},
+    )
+    assert status == 403
+    assert client.stats_tube("work")["current-jobs-buried"] == 3
+    csrf_cookies = [c for c in browser.get_cookies() if c["name"] == "jackstalk_csrf"]
+    assert csrf_cookies, "no jackstalk_csrf cookie"
+    assert csrf_cookies[0].get("sameSite") == "Strict"
+
+    # The same POSTs with the page's own token are done: the refusals were the token's.
+    status, _ = http(action, data={**kick, "csrf": fields["csrf"]}, headers={"Cookie": cookies})
+    assert status == 303
     assert client.stats_tube("work")["current-jobs-buried"] == 2
+    assert fetch_post(browser, action, {**fields, "bound": "1", "server": ""}) == 200
+    assert client.stats_tube("work")["current-jobs-buried"] == 1
 
 
 def test_read_only_shows_no_action_and_refuses_them(stack: Stack, browser: WebDriver) -> None:
@@ -409,6 +440,12 @@ def test_a_stopped_server_shows_as_down_while_the_other_updates(
     wait_text(browser, tube_cell("shared", "current-jobs-ready"), str(int(before) + 1))
     wait_updates(browser, 2)
     assert text_of(browser, server_cell(stopped.name, "state")) == "down"
+
+    # The tube's page still answers, with the live server's next job.
+    open_page(browser, console.tube_page("shared"))
+    assert text_of(browser, "h1.tube-name") == "shared"
+    shown = find(browser, "section#ready div.job")
+    assert [job.get_attribute("data-server") for job in shown] == [alive.name]
 
 
 def test_a_token_lets_in_only_who_has_it(stack: Stack, browser: WebDriver) -> None:
@@ -507,7 +544,7 @@ def test_screenshots_for_the_docs(stack: Stack, browser: WebDriver) -> None:
     for thread in threads:
         thread.start()
     try:
-        wait_updates(browser, 40)
+        wait_updates(browser, 20)
         overview = save_screenshot(browser, "web-overview.png")
     finally:
         stop.set()
