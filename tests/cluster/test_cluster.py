@@ -242,3 +242,30 @@ def test_put_into_a_tube_in_one_call(three: list[Server]) -> None:
         assert job is not None
         assert job.body.startswith("mail ")
         job.delete()
+
+
+def test_a_restarted_server_takes_its_turn_again(three: list[Server]) -> None:
+    victim = three[2]
+    dead = server_name(victim.address)
+    options = {**OPTIONS, "backoff": 0.001, "max_backoff": 0.001}
+    with jackstalk.Cluster([s.address for s in three], **options) as cluster:
+        assert len({cluster.put(b"warm").server for _ in range(3)}) == 3  # all connected
+        victim.kill()
+        refs: list[jackstalk.ClusterJobId] = []
+        for _ in range(6):  # a put into the dead connection may have an unknown outcome
+            try:
+                refs.append(cluster.put(b"while down"))
+            except (jackstalk.ConnectionClosedError, TimeoutError):
+                pass
+        assert dead not in {ref.server for ref in refs}
+        victim.start()
+        # Once its backoff is over, the server is tried again in its turn; its first put
+        # there clears its failure, and the turns go on over all three.
+        for _ in range(10_000):
+            if cluster.put(b"again").server == dead:
+                break
+        else:
+            pytest.fail("the restarted server never took a put")
+        assert cluster.down() == {}
+        turns = Counter(cluster.put(b"even").server for _ in range(30))
+        assert turns == Counter({server_name(s.address): 10 for s in three})

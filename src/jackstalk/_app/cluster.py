@@ -352,6 +352,9 @@ class Spread(Generic[C]):
             client = self._new_client(address)  # checks the address and options: no I/O
             self._members.append(Member(name, _address_of(client), client))
         self._by_name = {member.name: member for member in self._members}
+        self._failing = 0
+        """How many servers failed since their last success (and may be waiting out a
+        backoff): while none did, every server is up, and a put skips the clock."""
         start = random.randrange(len(self._members))
         self._put_turn = start  # round robin from a random start
         self._reserve_turn = start
@@ -383,12 +386,16 @@ class Spread(Generic[C]):
         member.connected = False
         member.reason = f"{type(error).__name__}: {error}"
         wait = min(self.max_backoff, self.backoff * 2 ** min(member.failures, 30))
+        if not member.failures:
+            self._failing += 1
         member.failures += 1
         member.retry_at = time.monotonic() + wait
 
     def _ok(self, member: Member[C]) -> None:
-        member.failures = 0
-        member.reason = ""
+        if member.failures:
+            member.failures = 0
+            member.reason = ""
+            self._failing -= 1
 
     def _placement(self, key: str | bytes | None) -> list[Member[C]]:
         """The servers a put tries, in order: the next in the round robin over the live
@@ -398,12 +405,12 @@ class Spread(Generic[C]):
                 raise ArgumentTypeError(f"key must be str or bytes, not {type(key).__name__}")
             order = rendezvous(key, self._by_name)
             return [self._by_name[name] for name in order]
-        up = self._up()
+        up = self._up() if self._failing else self._members
         if not up:
             return []
         turn = self._put_turn % len(up)
         self._put_turn += 1
-        return up[turn:] + up[:turn]
+        return up[turn:] + up[:turn] if turn else up
 
     def _put_failed(
         self, member: Member[C], error: Exception, skipped: list[str]
@@ -527,29 +534,44 @@ class Cluster(Spread[_OneConnection]):
 
     # ------------------------------------------------------------------ putting
 
-    def _put_somewhere(self, key: str | bytes | None, put: Any) -> tuple[_Member, Any]:
+    def _put_somewhere(
+        self, key: str | bytes | None, put: Any, skipped: list[str] | None = None
+    ) -> tuple[_Member, Any]:
         """Run ``put(client)`` on the first server that takes it: a server that fails
-        before anything was sent hands over to the next; after bytes were sent, raise."""
-        skipped: list[str] = []
-        now = time.monotonic()
+        before anything was sent hands over to the next; after bytes were sent, raise.
+        ``skipped``: servers already passed over, named in the error if none takes it."""
+        if skipped is None:
+            skipped = []
+        # (While no server is failing, none waits out a backoff: the clock is not read.)
+        now = time.monotonic() if self._failing else math.inf
         for member in self._placement(key):
             if member.retry_at > now:
                 skipped.append(f"{member.name} (down: {member.reason})")
                 continue
             try:
-                result = put(self._client(member))
+                client = member.client
+                if client is None or not member.connected:
+                    client = self._client(member)
+                result = put(client)
             except Exception as error:
-                down, failure = self._put_failed(member, error, skipped)
-                if down:
-                    self._broken(member, error)
-                if failure is error:
-                    raise
-                if failure is not None:
-                    raise failure from error
+                self._settle_put_error(member, error, skipped)
                 continue
-            self._ok(member)
+            if member.failures:
+                self._ok(member)
             return member, result
         raise self._taken_by_none(skipped)
+
+    def _settle_put_error(self, member: _Member, error: Exception, skipped: list[str]) -> None:
+        """A put on ``member`` failed with ``error``: mark the server down where the error
+        says so, and raise unless nothing was sent (then ``skipped`` names the server, and
+        the next one may take the put)."""
+        down, failure = self._put_failed(member, error, skipped)
+        if down:
+            self._broken(member, error)
+        if failure is not None:
+            if failure is error:
+                raise error
+            raise failure from error
 
     def put(
         self,
@@ -572,9 +594,22 @@ class Cluster(Spread[_OneConnection]):
         each; a server that is down gets it when it comes back); when it is, nothing more is
         sent, so a producer naming the same tube on every put pays nothing for it.
         """
-        self._use_for_put(tube)
+        if tube is not None:
+            self._use_for_put(tube)
+        skipped: list[str] = []
+        if key is None and not self._failing:
+            # The commonest case written out: no server failing, the next in turn connected.
+            members = self._members
+            member = members[self._put_turn % len(members)]
+            client = member.client
+            if client is not None and member.connected:
+                self._put_turn += 1
+                try:
+                    return ClusterJobId(member.name, client.put(body, priority, delay, ttr))
+                except Exception as error:
+                    self._settle_put_error(member, error, skipped)  # (raises if it was sent)
         member, job_id = self._put_somewhere(
-            key, lambda client: client.put(body, priority, delay, ttr)
+            key, lambda client: client.put(body, priority, delay, ttr), skipped
         )
         return ClusterJobId(member.name, job_id)
 
