@@ -8,6 +8,7 @@ costs a fraction of ``StreamReader.read`` and ``StreamWriter.drain`` per command
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 from collections import deque
@@ -222,6 +223,7 @@ class AsyncClient(AsyncTransport):
         self._stream = stream
         # The command loop reads through the stream's own method: one frame fewer per read.
         self._receive = stream.receive  # type: ignore[method-assign]
+        self._make_waiter = functools.partial(_Waiter, loop)  # type: ignore[method-assign]
 
     async def _handshake(self, stream: _Stream, context: ssl.SSLContext, host: str) -> None:
         transport = stream.transport

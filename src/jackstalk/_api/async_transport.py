@@ -382,10 +382,11 @@ class AsyncTransport(AsyncCommands):
         if waits:
             self._reserves += 1  # from here on: whatever comes after it would wait behind it
         try:
-            if self._room or (self._count and not self._fits(1, size)):
+            count = self._count  # (_fits written out: this runs for every command)
+            if self._room or (count and (count >= MAX_COMMANDS or self._bytes + size > MAX_BYTES)):
                 await self._wait_for_room(1, size)
             else:
-                self._count += 1
+                self._count = count + 1
                 self._bytes += size
             if (
                 not inflight
