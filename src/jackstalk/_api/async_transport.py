@@ -452,13 +452,13 @@ class AsyncTransport(AsyncCommands):
                 if self._flushing:
                     # Another task writes the queue soon: wait for the reply (the loop
                     # of _reply, its commonest first step written out)
-                    waiter = slot.waiter = self._make_waiter()
-                    wait = waiter.wait()
+                    own = slot.waiter = self._make_waiter()
+                    wait = own.wait()
                     if wait is not None:
                         await wait
                     if slot.state is _DONE and slot.error is None:
                         return slot.event  # type: ignore[return-value]
-                    return await self._reply(slot, waiter)
+                    return await self._reply(slot, own)
             return await self._reply(slot, None)
         except BaseException as error:
             self._give_up(slot, error)

@@ -481,7 +481,7 @@ class Connection:
             buf and pending and self._body_len < 0 and not self._scan and self._state is not _ERROR
         ):
             event = self.next_event()
-            return [] if event is _NEED_DATA else [event]  # type: ignore[list-item]
+            return [] if event is _NEED_DATA else [event]
         events: list[e.Event | e.Closed] = []
         start = 0
         while pending:
@@ -509,7 +509,7 @@ class Connection:
         if not start:
             # The first reply is not of the fast kinds, or not whole: the general parser.
             event = self.next_event()
-            return [] if event is _NEED_DATA else [event]  # type: ignore[list-item]
+            return [] if event is _NEED_DATA else [event]
         if start == len(buf):
             self._buf = b""
         else:
