@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self, overload
 
@@ -149,19 +149,6 @@ _SETTLING = frozenset({"delete", "release", "bury"})
 class AsyncSpread(Spread[OneConnection]):
     """An async client of several beanstalkd servers (see the module docstring); a library
     supplies :meth:`_new_client`, :meth:`_sleep` and :meth:`_race`."""
-
-    def __init__(
-        self,
-        addresses: Sequence[Address],
-        *,
-        names: Sequence[str] | None = None,
-        backoff: float = 1.0,
-        max_backoff: float = 30.0,
-        **client_options: Any,
-    ) -> None:
-        super().__init__(
-            addresses, names=names, backoff=backoff, max_backoff=max_backoff, **client_options
-        )
 
     # ------------------------------------------------------------------ the library's part
 
