@@ -287,13 +287,16 @@ def chrome(tmp_path: Path) -> WebDriver:
 def wait_until(driver: WebDriver, condition: Callable[[WebDriver], T | None], what: str) -> T:
     """Wait (at most :data:`TIME_LIMIT`) until ``condition`` returns something true; fail
     with ``what`` and the page's live state otherwise."""
-    from selenium.common.exceptions import TimeoutException
+    from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        result: T = WebDriverWait(driver, TIME_LIMIT, poll_frequency=0.05).until(
-            lambda d: condition(d) or False
-        )
+        result: T = WebDriverWait(
+            driver,
+            TIME_LIMIT,
+            poll_frequency=0.05,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(lambda d: condition(d) or False)
     except TimeoutException:
         pytest.fail(
             f"waited {TIME_LIMIT} s for {what}; page {driver.current_url},"
@@ -342,14 +345,15 @@ def find(driver: WebDriver, selector: str) -> list[WebElement]:
 
 
 def text_of(driver: WebDriver, selector: str) -> str | None:
-    """The text of the first element matching ``selector`` (None: there is none).
+    """The text of the first element matching ``selector``, stripped (None: there is none).
 
-    ``textContent``, not Selenium's visible text, so a cell out of view still reads."""
-    found = find(driver, selector)
-    if not found:
-        return None
-    content = found[0].get_attribute("textContent")
-    return None if content is None else content.strip()
+    ``textContent``, not Selenium's visible text, so a cell out of view still reads; read
+    in one script, so no element handle can go stale between finding and reading."""
+    content = driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+        selector,
+    )
+    return None if content is None else str(content).strip()
 
 
 def wait_text(driver: WebDriver, selector: str, expected: str) -> str:
@@ -393,20 +397,25 @@ def fill_form(driver: WebDriver, form: str, **fields: str) -> None:
 def submit_form(driver: WebDriver, form: str, **fields: str) -> None:
     """Fill ``form`` (a selector) and submit it as a user does (its submit button), then
     wait for the page that answers it."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
 
     fill_form(driver, form, **fields)
     buttons = find(driver, f"{form} button, {form} input[type=submit]")
     assert buttons, f"{form} has no submit button"
-    old = find(driver, "html")[0]
+    # A mark in the page's JavaScript world: the answering page is a new world without it.
+    driver.execute_script("window.jackstalkOldPage = true;")
     buttons[-1].click()
 
     def answered(d: WebDriver) -> bool:
         try:
-            old.tag_name  # noqa: B018 (raises once the old page is gone)
-        except StaleElementReferenceException:
-            return bool(d.execute_script("return document.readyState === 'complete';"))
-        return False
+            return bool(
+                d.execute_script(
+                    "return window.jackstalkOldPage === undefined"
+                    " && document.readyState === 'complete';"
+                )
+            )
+        except WebDriverException:  # in the middle of the navigation
+            return False
 
     wait_until(driver, answered, f"the page answering {form}")
 
