@@ -149,3 +149,62 @@ def test_other_commands_do_not_import_the_web_stack() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIME_LIMIT, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+class _Announced:
+    """A stdout stand-in that remembers the listening line and wakes whoever waits."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.text = ""
+        self.event = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.text += text
+        if "\n" in self.text:
+            self.event.set()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_serve_in_process_stops_on_sigterm(beanstalkd: BeanstalkdServer) -> None:
+    # The same run as the command's, in this process, so that its coverage is measured
+    # here: SIGTERM once the listening line is out, and serve() returns 0.
+    import threading
+
+    from jackstalk._app.web import WebConfig, serve
+
+    out = _Announced()
+
+    def stop() -> None:
+        if out.event.wait(TIME_LIMIT):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    try:
+        status = serve(WebConfig([beanstalkd.address]), "127.0.0.1", 0, out=out)  # type: ignore[arg-type]
+    finally:
+        out.event.set()
+        stopper.join(TIME_LIMIT)
+    assert status == 0
+    assert LISTENING.match(out.text.strip())
+    assert signal.getsignal(signal.SIGTERM) is not None
+
+
+def test_serve_in_process_cannot_listen(beanstalkd: BeanstalkdServer) -> None:
+    import socket
+
+    from jackstalk._app.web import WebConfig, serve
+
+    out = _Announced()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        status = serve(WebConfig([beanstalkd.address]), "127.0.0.1", port, out=out)  # type: ignore[arg-type]
+    assert status == 3
+    assert out.text == ""
