@@ -1,8 +1,8 @@
 """The web console's refresh cost: one refresh of a real beanstalkd holding 1,000 tubes.
 
-A refresh is what ``jackstalk web`` does every ``--interval``: ``stats`` and ``list-tubes``
-pipelined, then every ``stats-tube`` pipelined, on the poller's one connection, then the
-rates, the charts' history and the JSON snapshot the pages get. Filling the tubes is not
+A refresh is what ``jackstalk web`` does every ``--interval``: ``stats``, ``list-tubes`` and
+every known tube's ``stats-tube`` in one pipelined batch on the poller's one connection, then
+the rates, the charts' history and the JSON snapshot the pages get. Filling the tubes is not
 timed; the first refresh (which connects) is a warm-up. Prints the median, the fastest and
 the slowest of ``--repeat`` refreshes; the target is a median under 100 ms.
 

@@ -11,8 +11,9 @@ import pytest
 from webkit import name_of
 
 import jackstalk
+from jackstalk._app.cluster import server_name
 from jackstalk._app.web.jobs import render_body
-from jackstalk._app.web.poller import Poller, ServerSnapshot, Snapshot, server_name
+from jackstalk._app.web.poller import Poller, ServerSnapshot, Snapshot
 from jackstalk.testing import BeanstalkdServer
 
 TUBES = 1000
@@ -26,7 +27,7 @@ def _fill(address: Any, count: int) -> list[str]:
     return names
 
 
-def test_a_refresh_of_1000_tubes_is_two_writes(beanstalkd: BeanstalkdServer) -> None:
+def test_a_refresh_of_1000_known_tubes_is_one_batch(beanstalkd: BeanstalkdServer) -> None:
     names = _fill(beanstalkd.address, TUBES)
 
     async def main() -> tuple[list[bytes], Snapshot]:
@@ -51,13 +52,51 @@ def test_a_refresh_of_1000_tubes_is_two_writes(beanstalkd: BeanstalkdServer) -> 
     (server,) = snapshot.servers
     assert server.up
     assert set(names) <= set(server.tubes)
-    # stats and list-tubes in one round trip, then every stats-tube in one more. Each
-    # round trip is at most two writes: the first command goes out at once (the client's
-    # fast lane), the rest queued behind it in one write.
-    assert len(writes) <= 4, len(writes)
+    # The tubes are known from the first refresh: stats, list-tubes and every stats-tube
+    # go out in one round trip, at most two writes (the first command goes out at once,
+    # the client's fast lane; the rest queued behind it in one write).
+    assert len(writes) <= 2, len(writes)
     wire = b"".join(writes)
     assert wire.count(b"stats-tube ") == len(server.tubes) >= TUBES
     assert wire.count(b"list-tubes\r\n") == 1
+
+
+def test_tubes_that_appear_or_go_between_refreshes(beanstalkd: BeanstalkdServer) -> None:
+    async def main() -> tuple[Snapshot, Snapshot, list[bytes]]:
+        poller = Poller([beanstalkd.address], interval=1.0, timeout=30.0)
+        try:
+            async with jackstalk.AsyncClient(beanstalkd.address, encoding=None) as other:
+                job = await other.put(b"x", tube="leaving")
+                first = await poller.refresh()
+                await other.delete(job)
+                await other.use("default")  # nothing keeps "leaving" now: it goes away
+                await other.put(b"y", tube="arriving")
+                client = poller._clients[name_of(beanstalkd.address)]
+                writes: list[bytes] = []
+                write = client._write
+
+                def counted(data: bytes) -> Any:
+                    writes.append(data)
+                    return write(data)
+
+                client._write = counted  # type: ignore[method-assign]
+                second = await poller.refresh()
+                return first, second, writes
+        finally:
+            await poller.close()
+
+    first, second, writes = asyncio.run(main())
+    assert "leaving" in first.servers[0].tubes
+    assert "arriving" not in first.servers[0].tubes
+    tubes = second.servers[0].tubes
+    assert "arriving" in tubes
+    assert "leaving" not in tubes  # asked for as a known tube: NOT_FOUND, left out
+    assert tubes["arriving"]["current-jobs-ready"] == 1
+    wire = b"".join(writes)
+    # One batch with the known tubes (the one that left among them), one for the new.
+    assert wire.count(b"stats-tube leaving\r\n") == 1
+    assert wire.count(b"stats-tube arriving\r\n") == 1
+    assert len(writes) <= 3, len(writes)
 
 
 def test_rates_are_counter_differences(beanstalkd: BeanstalkdServer) -> None:

@@ -33,10 +33,12 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from jackstalk._api.stats import JobStats
 from jackstalk._app.async_cluster import AsyncCluster
+from jackstalk._app.cluster import server_name
 from jackstalk._app.web.jobs import ServerCalls, reason
 from jackstalk._app.web.metrics import registry_for
-from jackstalk._app.web.poller import SERVER_FIELDS, TUBE_FIELDS, Poller, server_name
+from jackstalk._app.web.poller import SERVER_FIELDS, TUBE_FIELDS, Poller
 from jackstalk._app.web.security import CSRF_COOKIE, Guard, csrf_ok, new_csrf_token
 from jackstalk._protocol.errors import NotFoundError
 from jackstalk._protocol.validate import U32_MAX, tube_name
@@ -46,22 +48,8 @@ __all__ = ["WebConfig", "create_app"]
 
 HERE = Path(__file__).resolve().parent
 FLASH_COOKIE = "jackstalk_flash"
-JOB_STATS_FIELDS = (
-    "id",
-    "tube",
-    "state",
-    "pri",
-    "age",
-    "delay",
-    "ttr",
-    "time-left",
-    "file",
-    "reserves",
-    "timeouts",
-    "releases",
-    "buries",
-    "kicks",
-)
+JOB_STATS_FIELDS: tuple[str, ...] = tuple(JobStats.__annotations__)
+"""The fields of stats-job, in beanstalkd's order (any others follow them)."""
 
 Address = tuple[str, int] | str
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from jackstalk._api.stats import ServerStats
 from jackstalk._app.web.poller import Snapshot
 
 __all__ = [
@@ -27,28 +28,7 @@ __all__ = [
 ]
 
 SERVER_COUNTERS: Sequence[str] = (
-    "cmd-put",
-    "cmd-peek",
-    "cmd-peek-ready",
-    "cmd-peek-delayed",
-    "cmd-peek-buried",
-    "cmd-reserve",
-    "cmd-reserve-with-timeout",
-    "cmd-delete",
-    "cmd-release",
-    "cmd-use",
-    "cmd-watch",
-    "cmd-ignore",
-    "cmd-bury",
-    "cmd-kick",
-    "cmd-touch",
-    "cmd-stats",
-    "cmd-stats-job",
-    "cmd-stats-tube",
-    "cmd-list-tubes",
-    "cmd-list-tube-used",
-    "cmd-list-tubes-watched",
-    "cmd-pause-tube",
+    *(name for name in ServerStats.__annotations__ if name.startswith("cmd-")),
     "job-timeouts",
     "total-jobs",
     "total-connections",

@@ -1,8 +1,9 @@
 """The live data of the console: every ``interval`` seconds, one snapshot of every server.
 
 Each server has its own polling connection (an :class:`AsyncClient`, whose concurrent calls
-are pipelined): ``stats`` and ``list-tubes`` go out together, then every ``stats-tube`` in
-one write, so a refresh costs two round trips per server however many tubes there are.
+are pipelined): ``stats``, ``list-tubes`` and the ``stats-tube`` of every tube the last
+refresh found go out together, so a refresh is one round trip per server however many tubes
+there are (one more when new tubes appeared, for theirs).
 Each server's fetch is bounded by a timeout: a server that is down, frozen or answers
 garbage becomes a ``down`` row with the reason, and the others are not held up.
 
@@ -19,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jackstalk._api.stats import TubeStats
+from jackstalk._app.cluster import server_name
 from jackstalk._protocol.errors import NotFoundError
 from jackstalk.transports.asyncio import AsyncClient
 
@@ -35,7 +37,6 @@ __all__ = [
     "Poller",
     "ServerSnapshot",
     "Snapshot",
-    "server_name",
 ]
 
 Address = tuple[str, int] | str
@@ -66,15 +67,6 @@ HISTORY_SECONDS = 300.0
 """How far back each tube's rate history (its chart) goes..."""
 HISTORY_POINTS = 300
 """...in at most this many refreshes (a short ``interval`` shortens the span instead)."""
-
-
-def server_name(address: Address) -> str:
-    """A server's name as the pages show it: ``host:port`` (``[host]:port`` for IPv6) or
-    the Unix socket's path, the way the cluster names it."""
-    if isinstance(address, tuple):
-        host, port = address
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return os.fspath(address)
 
 
 def _reason(error: BaseException) -> str:
@@ -183,15 +175,29 @@ def _delta(now: Mapping[str, Any], before: Mapping[str, Any], *keys: str) -> int
     return max(0, grown)
 
 
-async def fetch(client: AsyncClient) -> tuple[Mapping[str, Any], dict[str, Mapping[str, Any]]]:
-    """A server's stats and every tube's: ``stats`` and ``list-tubes`` pipelined, then every
-    ``stats-tube`` pipelined (a tube that vanished between the two is left out)."""
-    stats, names = await asyncio.gather(client.stats(), client.tubes())
-    found = await asyncio.gather(
-        *(client.stats_tube(name) for name in names), return_exceptions=True
+async def fetch(
+    client: AsyncClient, known: Sequence[str] = ()
+) -> tuple[Mapping[str, Any], dict[str, Mapping[str, Any]]]:
+    """A server's stats and every tube's, in one pipelined batch: ``stats``, ``list-tubes``
+    and the ``stats-tube`` of every tube ``known`` from the last refresh go out together.
+    Tubes the list names that were not known take one more batch; a tube that vanished
+    meanwhile (NOT_FOUND) is left out."""
+    asked = list(known)
+    stats, names, found = await asyncio.gather(
+        client.stats(),
+        client.tubes(),
+        asyncio.gather(*(client.stats_tube(name) for name in asked), return_exceptions=True),
     )
+    results: dict[str, TubeStats | BaseException] = dict(zip(asked, found, strict=True))
+    new = [name for name in names if name not in results]
+    if new:
+        more = await asyncio.gather(
+            *(client.stats_tube(name) for name in new), return_exceptions=True
+        )
+        results.update(zip(new, more, strict=True))
     tubes: dict[str, Mapping[str, Any]] = {}
-    for name, result in zip(names, found, strict=True):
+    for name in names:
+        result = results[name]
         if isinstance(result, NotFoundError):
             continue
         if isinstance(result, BaseException):
@@ -249,15 +255,16 @@ class Poller:
 
     async def _one(self, name: str, address: Address) -> ServerSnapshot:
         client = self._client(name, address)
+        before = self._previous.get(name)
+        known = list(before.tubes) if before is not None and before.up else []
         try:
             async with asyncio.timeout(self.timeout):
-                stats, tubes = await fetch(client)
+                stats, tubes = await fetch(client, known)
         except Exception as error:  # down, frozen or hostile: an error row, never a crash
             await self._drop(name)  # a fresh connection next time, nothing left in flight
             return ServerSnapshot(name, False, _reason(error))
         now = self.clock()
         snapshot = ServerSnapshot(name, True, stats=stats, tubes=tubes, taken=now)
-        before = self._previous.get(name)
         if before is not None and before.up and now > before.taken:
             elapsed = now - before.taken
             snapshot.rates = {

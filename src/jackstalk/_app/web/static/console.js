@@ -41,8 +41,10 @@
     if (!svg) return;
     let top = 1;
     for (const [puts, deletes] of data) top = Math.max(top, puts, deletes);
-    const step = 120 / Math.max(1, points - 1);
-    const start = 120 - step * (data.length - 1);
+    // The chart spans the history there is (up to `points` refreshes), so a console
+    // started a minute ago draws its minute across the whole width.
+    const step = 120 / Math.max(1, Math.min(points, data.length) - 1);
+    const start = data.length > 1 ? 0 : 120;
     for (const [index, cls] of [[0, "puts"], [1, "deletes"]]) {
       const line = svg.querySelector("polyline." + cls);
       const coords = data.map(function (point, i) {
