@@ -10,6 +10,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,9 +71,18 @@ def test_serves_and_stops_cleanly(beanstalkd: BeanstalkdServer, stop: signal.Sig
         assert "Traceback" not in err
 
 
-def test_address_from_the_environment(beanstalkd: BeanstalkdServer) -> None:
+@pytest.mark.parametrize("token_from", ["option", "environment"])
+def test_address_from_the_environment(beanstalkd: BeanstalkdServer, token_from: str) -> None:
     env = {**os.environ, "BEANSTALKD_ADDRESS": f"{_address(beanstalkd)},127.0.0.1:1"}
-    with web("--token", "abc", env=env) as (process, url):
+    args = ["--token", "abc"]
+    if token_from == "environment":
+        env["JACKSTALK_WEB_TOKEN"] = "abc"  # kept off the command line, where ps shows it
+        args = []
+    with web(*args, env=env) as (process, url):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "api/snapshot", timeout=TIME_LIMIT)
+        assert refused.value.code == 401
+        refused.value.close()
         request = urllib.request.Request(
             url + "api/snapshot", headers={"authorization": "Bearer abc"}
         )

@@ -981,11 +981,17 @@ def _add_web(commands: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--read-only", action="store_true", help="show no actions, and refuse every POST"
     )
+    # (From the environment too: a secret on the command line is visible to every user.)
     parser.add_argument(
-        "--token", default=None, help="require this token (Bearer header, or ?token= once)"
+        "--token",
+        default=os.environ.get("JACKSTALK_WEB_TOKEN") or None,
+        help="require this token (Bearer header, or ?token= once); default: $JACKSTALK_WEB_TOKEN",
     )
     parser.add_argument(
-        "--basic-auth", default=None, metavar="USER:PASSWORD", help="require basic auth"
+        "--basic-auth",
+        default=os.environ.get("JACKSTALK_WEB_BASIC_AUTH") or None,
+        metavar="USER:PASSWORD",
+        help="require basic auth; default: $JACKSTALK_WEB_BASIC_AUTH",
     )
 
 
