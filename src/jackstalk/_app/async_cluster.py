@@ -241,7 +241,8 @@ class AsyncSpread(Spread[OneConnection]):
         self, key: str | bytes | None, put: Callable[[OneConnection], Awaitable[Any]]
     ) -> tuple[Member[OneConnection], Any]:
         skipped: list[str] = []
-        now = time.monotonic()
+        # (While no server is failing, none waits out a backoff: the clock is not read.)
+        now = time.monotonic() if self._failing else math.inf
         for member in self._placement(key):
             if member.retry_at > now:
                 skipped.append(f"{member.name} (down: {member.reason})")
@@ -264,7 +265,8 @@ class AsyncSpread(Spread[OneConnection]):
                     await self._fail(member, error)
                 name_error(error, member)
                 raise
-            self._ok(member)
+            if member.failures:
+                self._ok(member)
             return member, result
         raise self._taken_by_none(skipped)
 
