@@ -50,6 +50,9 @@ def test_token(beanstalkd: BeanstalkdServer) -> None:
         for path in PATHS:
             assert web.get(path).status_code == 200, path
         assert web.get("/", params={"token": "s3cret/+"}).headers["location"] == "/"
+        # Never a redirect to another site, whatever the path looks like.
+        away = web.get("http://testserver//evil.example/x", params={"token": "s3cret/+"})
+        assert away.headers["location"] == "/evil.example/x"
 
 
 def test_basic_auth(beanstalkd: BeanstalkdServer) -> None:

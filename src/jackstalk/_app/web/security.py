@@ -137,7 +137,8 @@ class Guard:
             # Keep the token in a cookie, and take it out of the address bar and history.
             pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"))
             rest = urlencode([(key, value) for key, value in pairs if key != "token"])
-            path = quote(scope.get("root_path", "") + scope["path"])
+            # One leading slash: "//host/..." would send the browser to another site.
+            path = "/" + quote(scope.get("root_path", "") + scope["path"]).lstrip("/")
             location = path + (f"?{rest}" if rest else "")
             cookie = f"{TOKEN_COOKIE}={quote(self.token, safe='')}; Path=/; HttpOnly; SameSite=Lax"
             moved = [(b"location", location.encode("latin-1")), (b"set-cookie", cookie.encode())]
