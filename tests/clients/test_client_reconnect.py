@@ -118,6 +118,25 @@ async def test_idle_connection_closed_by_the_server_is_replaced_silently(
             assert (await client.stats())["cmd-put"] == 1
 
 
+async def test_idle_connection_closed_after_a_batch_is_replaced_silently(
+    clients: ClientFactory,
+) -> None:
+    """The same after a batch whose replies came in one read: the idle check still runs
+    before the next command (the async clients then queue it rather than sending it at
+    once, for the other callers' commands to join it)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        host, port = listener.getsockname()[:2]
+        client = clients((host, port))
+        with run_beanstalkd(listener=listener):
+            await _set_up_tubes(client)
+            assert len(await client.put_many(["one", "two", "three"])) == 3
+        with run_beanstalkd(listener=listener):
+            await _let_idle_check_see(client)
+            assert await client.put("sent once, on a new connection") > 0
+            await _check_tubes(client)
+            assert (await client.stats())["cmd-put"] == 1
+
+
 async def test_idle_connection_reset_by_the_server_is_replaced_silently(
     clients: ClientFactory,
 ) -> None:

@@ -388,16 +388,10 @@ class AsyncTransport(AsyncCommands):
             else:
                 self._count = count + 1
                 self._bytes += size
-            if (
-                not inflight
-                and not outbox
-                and not self._burst
-                and self._connected
-                and not self._opening
-            ):
+            if not inflight and not outbox and self._connected and not self._opening:
                 if self._check_idle():
                     self._drop()  # closed by the server while unused: open another
-                elif self._conn.idle:
+                elif self._conn.idle and not self._burst:
                     # The fast lane: nothing in flight, so this command is written at once
                     # and its reply read as one command's (the core takes it over if not).
                     # Written out here, as it is the path of every command of a lone task.
