@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+import jackstalk
+
 _SCRIPT = 'LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@" 3<&0 0</dev/null'
 
 
@@ -98,3 +100,36 @@ def servers(count: int, root: Path | None) -> Iterator[list[Server]]:
             server.start()
             started.append(server)
         yield started
+
+
+def fill(group: list[Server], per_server: int) -> set[str]:
+    """Put ``per_server`` jobs straight onto each server of ``group``; their bodies."""
+    bodies = set()
+    for index, server in enumerate(group):
+        with jackstalk.Client(server.address) as client:
+            batch = [f"s{index}-{n}" for n in range(per_server)]
+            client.put_many(batch)
+            bodies.update(batch)
+    return bodies
+
+
+def reserves(group: list[Server]) -> list[int]:
+    """How many reserves with a timeout each server of ``group`` has answered so far."""
+    counts = []
+    for server in group:
+        with jackstalk.Client(server.address) as client:
+            counts.append(client.stats()["cmd-reserve-with-timeout"])
+    return counts
+
+
+def idle_reserves(group: list[Server]) -> list[int]:
+    """The reserves a worker sent each server of ``group`` in a window of about two
+    seconds, measured by the server itself (two one-second reserves on an empty tube)."""
+    before = reserves(group)
+    with jackstalk.Client(group[0].address, watch="clock") as clock:
+        assert clock.reserve(timeout=1) is None
+        assert clock.reserve(timeout=1) is None
+    after = reserves(group)
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    delta[0] -= 2  # the clock's own
+    return delta

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import trio
-from clusterkit import Server, servers
+from clusterkit import Server, fill, idle_reserves, servers
 
 import jackstalk
 
@@ -34,16 +34,6 @@ def library(request: pytest.FixtureRequest) -> str:
 def three(tmp_path: Path) -> Iterator[list[Server]]:
     with servers(3, tmp_path) as started:
         yield started
-
-
-def _fill(group: list[Server]) -> set[str]:
-    bodies = set()
-    for index, server in enumerate(group):
-        with jackstalk.Client(server.address) as client:
-            batch = [f"s{index}-{n}" for n in range(PER_SERVER)]
-            client.put_many(batch)
-            bodies.update(batch)
-    return bodies
 
 
 class Run:
@@ -120,27 +110,6 @@ class Run:
         assert self.error == []
 
 
-def _reserves(group: list[Server]) -> list[int]:
-    counts = []
-    for server in group:
-        with jackstalk.Client(server.address) as client:
-            counts.append(client.stats()["cmd-reserve-with-timeout"])
-    return counts
-
-
-def _idle_reserves(group: list[Server]) -> list[int]:
-    """The reserves the worker sent each server of ``group`` in a window of about two
-    seconds, measured by the server itself (two one-second reserves on an empty tube)."""
-    before = _reserves(group)
-    with jackstalk.Client(group[0].address, watch="clock") as clock:
-        assert clock.reserve(timeout=1) is None
-        assert clock.reserve(timeout=1) is None
-    after = _reserves(group)
-    delta = [b - a for a, b in zip(before, after, strict=True)]
-    delta[0] -= 2  # the clock's own
-    return delta
-
-
 def _settled(server: Server) -> None:
     with jackstalk.Client(server.address) as client:
         stats = client.stats()
@@ -151,7 +120,7 @@ def _settled(server: Server) -> None:
 def test_jobs_on_every_server_are_all_processed(
     library: str, three: list[Server], concurrency: int
 ) -> None:
-    bodies = _fill(three)
+    bodies = fill(three, PER_SERVER)
     with Run(library, three, concurrency=concurrency) as run:
         run.wait_for(bodies)
     assert sorted(run.handled) == sorted(bodies)  # each exactly once
@@ -176,7 +145,7 @@ def test_a_job_put_while_waiting_is_taken_wherever_it_is(library: str, three: li
 
 def test_a_killed_server_is_skipped_then_rejoins(library: str, three: list[Server]) -> None:
     victim, live = three[0], three[1:]
-    bodies = _fill(three)
+    bodies = fill(three, PER_SERVER)
     killed = threading.Event()
     seen: list[str] = []  # (not run.handled: the worker may call this before `run` is bound)
 
@@ -193,7 +162,7 @@ def test_a_killed_server_is_skipped_then_rejoins(library: str, three: list[Serve
         run.wait_for({b for b in bodies if not b.startswith("s0-")})
         assert killed.is_set()
         # The live servers drained; the worker waits without busy polling.
-        assert all(count <= 10 for count in _idle_reserves(live))
+        assert all(count <= 10 for count in idle_reserves(live))
         assert run.worker.lost == 0
         # A job on a live server is still taken while the victim is down.
         with jackstalk.Client(live[1].address) as client:
@@ -212,7 +181,7 @@ def test_a_job_lost_with_its_server_is_logged_not_counted(
     library: str, three: list[Server], caplog: pytest.LogCaptureFixture
 ) -> None:
     victim = three[0]
-    bodies = _fill(three)
+    bodies = fill(three, PER_SERVER)
     killed: list[str] = []
 
     def on_job(body: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import Server, servers
+from clusterkit import Server, reserves, servers
 
 import jackstalk
 from jackstalk._app.cluster import rendezvous, server_name
@@ -186,10 +186,10 @@ def test_reserve_finds_jobs_on_every_server_without_busy_polling() -> None:
         with jackstalk.Cluster([s.address for s in started], **OPTIONS) as cluster:
             started[0].kill()  # a dead server never holds up the others
             assert cluster.reserve(timeout=2) is None
-            before = _reserves(started[1:])
+            before = reserves(started[1:])
             assert cluster.reserve(timeout=3) is None
             # Idle: a few commands per server per second at most, not a busy loop.
-            assert all(count <= 8 for count in _delta(before, _reserves(started[1:])))
+            assert all(count <= 8 for count in _delta(before, reserves(started[1:])))
             with jackstalk.Client(lonely.address) as client:
                 job_id = client.put("only here")
             job = cluster.reserve(timeout=5)
@@ -197,14 +197,6 @@ def test_reserve_finds_jobs_on_every_server_without_busy_polling() -> None:
             assert job.id == job_id
             assert job.server == server_name(lonely.address)
             job.delete()
-
-
-def _reserves(group: list[Server]) -> list[int]:
-    counts = []
-    for server in group:
-        with jackstalk.Client(server.address) as client:
-            counts.append(client.stats()["cmd-reserve-with-timeout"])
-    return counts
 
 
 def _delta(before: list[int], after: list[int]) -> list[int]:

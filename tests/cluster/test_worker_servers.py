@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import Server, servers
+from clusterkit import Server, fill, idle_reserves, servers
 
 import jackstalk
 
@@ -29,16 +29,6 @@ PER_SERVER = 12
 def three(tmp_path: Path) -> Iterator[list[Server]]:
     with servers(3, tmp_path) as started:
         yield started
-
-
-def _fill(group: list[Server]) -> set[str]:
-    bodies = set()
-    for index, server in enumerate(group):
-        with jackstalk.Client(server.address) as client:
-            batch = [f"s{index}-{n}" for n in range(PER_SERVER)]
-            client.put_many(batch)
-            bodies.update(batch)
-    return bodies
 
 
 class Run:
@@ -73,29 +63,8 @@ class Run:
         assert not self.thread.is_alive()
 
 
-def _reserves(group: list[Server]) -> list[int]:
-    counts = []
-    for server in group:
-        with jackstalk.Client(server.address) as client:
-            counts.append(client.stats()["cmd-reserve-with-timeout"])
-    return counts
-
-
-def _idle_reserves(group: list[Server]) -> list[int]:
-    """The reserves the worker sent each server of ``group`` in a window of about two
-    seconds, measured by the server itself (two one-second reserves on an empty tube)."""
-    before = _reserves(group)
-    with jackstalk.Client(group[0].address, watch="clock") as clock:
-        assert clock.reserve(timeout=1) is None
-        assert clock.reserve(timeout=1) is None
-    after = _reserves(group)
-    delta = [b - a for a, b in zip(before, after, strict=True)]
-    delta[0] -= 2  # the clock's own
-    return delta
-
-
 def test_jobs_on_every_server_are_all_processed(three: list[Server]) -> None:
-    bodies = _fill(three)
+    bodies = fill(three, PER_SERVER)
     with Run(three) as run:
         run.wait_for(bodies)
     assert sorted(run.handled) == sorted(bodies)  # each exactly once
@@ -110,7 +79,7 @@ def test_jobs_on_every_server_are_all_processed(three: list[Server]) -> None:
 
 def test_a_killed_server_is_skipped_then_rejoins(three: list[Server]) -> None:
     victim, live = three[0], three[1:]
-    bodies = _fill(three)
+    bodies = fill(three, PER_SERVER)
     killed = threading.Event()
     seen: list[str] = []  # (not run.handled: the worker may call this before `run` is bound)
 
@@ -127,7 +96,7 @@ def test_a_killed_server_is_skipped_then_rejoins(three: list[Server]) -> None:
         run.wait_for({b for b in bodies if not b.startswith("s0-")})
         assert killed.is_set()
         # The live servers drained; the worker waits without busy polling.
-        assert all(count <= 10 for count in _idle_reserves(live))
+        assert all(count <= 10 for count in idle_reserves(live))
         assert run.worker.lost == 0
         # A job on a live server is still taken while the victim is down.
         with jackstalk.Client(live[1].address) as client:
@@ -144,7 +113,7 @@ def test_a_job_lost_with_its_server_is_logged_not_counted(
     three: list[Server], caplog: pytest.LogCaptureFixture
 ) -> None:
     victim = three[0]
-    bodies = _fill(three)
+    bodies = fill(three, PER_SERVER)
     killed: list[str] = []
 
     def on_job(body: str) -> None:

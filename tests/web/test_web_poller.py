@@ -27,6 +27,20 @@ def _fill(address: Any, count: int) -> list[str]:
     return names
 
 
+def _record_writes(poller: Poller, address: Any) -> list[bytes]:
+    """From now on, every write of the poller's connection to ``address``, in order."""
+    client = poller._clients[name_of(address)]
+    writes: list[bytes] = []
+    write = client._write
+
+    def recorded(data: bytes) -> Any:
+        writes.append(data)
+        return write(data)
+
+    client._write = recorded  # type: ignore[method-assign]
+    return writes
+
+
 def test_a_refresh_of_1000_known_tubes_is_one_batch(beanstalkd: BeanstalkdServer) -> None:
     names = _fill(beanstalkd.address, TUBES)
 
@@ -34,15 +48,7 @@ def test_a_refresh_of_1000_known_tubes_is_one_batch(beanstalkd: BeanstalkdServer
         poller = Poller([beanstalkd.address], interval=1.0, timeout=60.0)
         try:
             await poller.refresh()  # connects
-            client = poller._clients[name_of(beanstalkd.address)]
-            writes: list[bytes] = []
-            write = client._write
-
-            def counted(data: bytes) -> Any:
-                writes.append(data)
-                return write(data)
-
-            client._write = counted  # type: ignore[method-assign]
+            writes = _record_writes(poller, beanstalkd.address)
             snapshot = await poller.refresh()
             return writes, snapshot
         finally:
@@ -71,15 +77,7 @@ def test_tubes_that_appear_or_go_between_refreshes(beanstalkd: BeanstalkdServer)
                 await other.delete(job)
                 await other.use("default")  # nothing keeps "leaving" now: it goes away
                 await other.put(b"y", tube="arriving")
-                client = poller._clients[name_of(beanstalkd.address)]
-                writes: list[bytes] = []
-                write = client._write
-
-                def counted(data: bytes) -> Any:
-                    writes.append(data)
-                    return write(data)
-
-                client._write = counted  # type: ignore[method-assign]
+                writes = _record_writes(poller, beanstalkd.address)
                 second = await poller.refresh()
                 return first, second, writes
         finally:
