@@ -253,10 +253,7 @@ class AsyncSpread(Spread[OneConnection]):
                 down, failure = self._put_failed(member, error, skipped)
                 if down and member.client is not None:
                     await self._fail(member, error)
-                if failure is error:
-                    raise
-                if failure is not None:
-                    raise failure from error
+                self._raise_failure(error, failure)
                 continue
             except BaseException as error:
                 # Cancelled (a deadline of the caller's) while the put was on its way: its

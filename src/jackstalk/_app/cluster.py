@@ -429,6 +429,15 @@ class Spread(Generic[C]):
         name_error(error, member)
         return False, error
 
+    @staticmethod
+    def _raise_failure(error: Exception, failure: Exception | None) -> None:
+        """Raise the ``failure`` :meth:`_put_failed` gave for ``error`` (nothing when the
+        put was not sent, and the next server may take it)."""
+        if failure is error:
+            raise error
+        if failure is not None:
+            raise failure from error
+
     def _taken_by_none(self, skipped: list[str]) -> ConnectionClosedError:
         return ConnectionClosedError(
             "no server took the put (nothing was sent): " + ("; ".join(skipped) or "none is up")
@@ -568,10 +577,7 @@ class Cluster(Spread[_OneConnection]):
         down, failure = self._put_failed(member, error, skipped)
         if down:
             self._broken(member, error)
-        if failure is not None:
-            if failure is error:
-                raise error
-            raise failure from error
+        self._raise_failure(error, failure)
 
     def put(
         self,
