@@ -632,13 +632,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         kill_share=args.kill_share,
         stall_share=args.stall_share,
     )
+    return finish(report, args.json)
+
+
+def finish(report: Any, json_path: Path | None) -> int:
+    """Print ``report`` (a soak's :class:`Report`, or the cluster soak's), write it as JSON
+    too when asked, and give the exit status: 0 when nothing was lost or left behind."""
     for line in report.lines():
         print(line)
-    if args.json is not None:
+    if json_path is not None:
         data = asdict(report)
         data["faults_injected"] = report.faults_injected
         data["ok"] = report.ok
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
+        json_path.write_text(json.dumps(data, indent=2) + "\n")
     return 0 if report.ok else 1
 
 

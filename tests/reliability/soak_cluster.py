@@ -25,7 +25,6 @@ Every call is bounded by the clients' ``timeout``; the drain at the end is bound
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import tempfile
@@ -35,7 +34,7 @@ import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cluster"))
 
 from clusterkit import Server, servers
 from faultkit import EXPECTED_FAILURES, FaultProxy
-from soak import plan_factory
+from soak import finish, plan_factory
 
 import jackstalk
 from jackstalk import Cluster
@@ -476,14 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         down_for=args.down_for,
         drain_limit=args.drain_limit,
     )
-    for line in report.lines():
-        print(line)
-    if args.json is not None:
-        data = asdict(report)
-        data["faults_injected"] = report.faults_injected
-        data["ok"] = report.ok
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
-    return 0 if report.ok else 1
+    return finish(report, args.json)
 
 
 if __name__ == "__main__":
