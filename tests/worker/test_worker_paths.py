@@ -148,8 +148,9 @@ def test_a_failed_job_that_is_gone_is_left_alone(beanstalkd: BeanstalkdServer) -
 # --------------------------------------------------------------------- several servers
 
 
-def test_blocking_worker_with_every_server_down_waits_then_stops(
-    refused: tuple[str, int],
+@pytest.mark.parametrize("driver", ["blocking", "asyncio"])
+def test_worker_with_every_server_down_waits_then_stops(
+    refused: tuple[str, int], driver: str
 ) -> None:
     worker = jackstalk.Worker(
         _noop, addresses=[refused], server_backoff=0.01, server_backoff_cap=0.01
@@ -158,24 +159,10 @@ def test_blocking_worker_with_every_server_down_waits_then_stops(
     logger = logging.getLogger("jackstalk.worker")
     logger.addHandler(watcher)
     try:
-        assert worker.run() == 0
-    finally:
-        logger.removeHandler(watcher)
-    assert watcher.downs == 1
-    assert worker.lost == 0
-
-
-def test_async_worker_with_every_server_down_waits_then_stops(
-    refused: tuple[str, int],
-) -> None:
-    worker = jackstalk.Worker(
-        _noop, addresses=[refused], server_backoff=0.01, server_backoff_cap=0.01
-    )
-    watcher = StopWhenDown(worker)
-    logger = logging.getLogger("jackstalk.worker")
-    logger.addHandler(watcher)
-    try:
-        assert asyncio.run(asyncio.wait_for(worker.run_asyncio(), 60)) == 0
+        if driver == "blocking":
+            assert worker.run() == 0
+        else:
+            assert asyncio.run(asyncio.wait_for(worker.run_asyncio(), 60)) == 0
     finally:
         logger.removeHandler(watcher)
     assert watcher.downs == 1
