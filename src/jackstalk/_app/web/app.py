@@ -33,6 +33,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from jackstalk._api.base import Address
 from jackstalk._api.stats import JobStats
 from jackstalk._app.async_cluster import AsyncCluster
 from jackstalk._app.cluster import server_name
@@ -50,8 +51,6 @@ HERE = Path(__file__).resolve().parent
 FLASH_COOKIE = "jackstalk_flash"
 JOB_STATS_FIELDS: tuple[str, ...] = tuple(JobStats.__annotations__)
 """The fields of stats-job, in beanstalkd's order (any others follow them)."""
-
-Address = tuple[str, int] | str
 
 LONG_POLL = 30.0
 """Seconds ``/api/snapshot?after=N`` waits at most for a newer snapshot."""

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from jackstalk._api.base import Address
 from jackstalk.transports.asyncio import AsyncClient
 
 __all__ = ["BODY_LIMIT", "Body", "PeekedJob", "ServerCalls", "render_body"]
@@ -21,8 +22,6 @@ T = TypeVar("T")
 
 BODY_LIMIT = 4096
 """Bytes of a body the tube page shows; a longer body is cut, its size shown."""
-
-Address = tuple[str, int] | str
 
 
 @dataclass(frozen=True)

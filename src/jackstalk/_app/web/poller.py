@@ -26,8 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jackstalk._api.base import Address
 from jackstalk._api.stats import TubeStats
 from jackstalk._app.cluster import server_name
+from jackstalk._app.web.jobs import reason
 from jackstalk._protocol.errors import NotFoundError
 from jackstalk.transports.asyncio import AsyncClient
 
@@ -38,8 +40,6 @@ __all__ = [
     "ServerSnapshot",
     "Snapshot",
 ]
-
-Address = tuple[str, int] | str
 
 SERVER_FIELDS = (
     "current-connections",
@@ -67,13 +67,6 @@ HISTORY_SECONDS = 300.0
 """How far back each tube's rate history (its chart) goes..."""
 HISTORY_POINTS = 300
 """...in at most this many refreshes (a short ``interval`` shortens the span instead)."""
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, TimeoutError):
-        return "no answer in time"
-    text = str(error) or type(error).__name__
-    return text if isinstance(error, OSError) else f"{type(error).__name__}: {text}"
 
 
 @dataclass
@@ -262,7 +255,7 @@ class Poller:
                 stats, tubes = await fetch(client, known)
         except Exception as error:  # down, frozen or hostile: an error row, never a crash
             await self._drop(name)  # a fresh connection next time, nothing left in flight
-            return ServerSnapshot(name, False, _reason(error))
+            return ServerSnapshot(name, False, reason(error))
         now = self.clock()
         snapshot = ServerSnapshot(name, True, stats=stats, tubes=tubes, taken=now)
         if before is not None and before.up and now > before.taken:
